@@ -1,0 +1,98 @@
+package ect
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/internal/jsonx"
+	"github.com/agentctx/agentctx/internal/wire"
+	"github.com/agentctx/agentctx/trust"
+)
+
+// payloadJSON fixes the order in which Create writes the claims.
+type payloadJSON struct {
+	Iss     string          `json:"iss"`
+	Aud     []string        `json:"aud"`
+	Iat     int64           `json:"iat"`
+	Exp     int64           `json:"exp"`
+	Nbf     int64           `json:"nbf,omitempty"`
+	Jti     string          `json:"jti"`
+	Wid     string          `json:"wid,omitempty"`
+	ExecAct string          `json:"exec_act"`
+	Pred    []string        `json:"pred"`
+	InpHash string          `json:"inp_hash,omitempty"`
+	OutHash string          `json:"out_hash,omitempty"`
+	Ext     json.RawMessage `json:"ect_ext,omitempty"`
+}
+
+// Create fills the defaults of ECT-K1 into c (iat = now, exp = iat +
+// DefaultLifetime, jti = a new UUID, pred = []), checks the result with the
+// rules a verifier applies, and signs it with key. A token that would not
+// verify is never signed; the error is an *agentctx.Error naming the claim.
+// c is updated in place with the filled values.
+func Create(key *trust.SigningKey, c *Claims, now time.Time) (string, error) {
+	payload, err := Payload(c, now)
+	if err != nil {
+		return "", err
+	}
+	header, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{key.Alg(), key.KeyID(), Typ})
+	if err != nil {
+		return "", err
+	}
+	return key.Sign(header, payload)
+}
+
+// Payload fills the defaults of ECT-K1 into c, checks it, and returns the
+// payload JSON. Create signs it; base64url-encoded as it is, it is an
+// unsigned L1 token.
+func Payload(c *Claims, now time.Time) ([]byte, error) {
+	now = now.Truncate(time.Second)
+	if c.IssuedAt.IsZero() {
+		c.IssuedAt = now
+	}
+	if c.Expiry.IsZero() {
+		c.Expiry = c.IssuedAt.Add(DefaultLifetime)
+	}
+	if c.ID == "" {
+		c.ID = wire.NewUUID()
+	}
+	if c.Pred == nil {
+		c.Pred = []string{}
+	}
+	p := payloadJSON{
+		Iss: c.Issuer, Aud: c.Audience, Iat: c.IssuedAt.Unix(), Exp: c.Expiry.Unix(),
+		Jti: c.ID, Wid: c.WorkflowID, ExecAct: c.ExecAct, Pred: c.Pred,
+		InpHash: c.InputHash, OutHash: c.OutputHash, Ext: c.Ext,
+	}
+	if !c.NotBefore.IsZero() {
+		p.Nbf = c.NotBefore.Unix()
+	}
+	if c.Ext != nil {
+		if k, _, err := jsonx.Validate(c.Ext); err != nil || k != jsonx.Object {
+			return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ect_ext", "ect_ext must be a JSON object")
+		}
+	}
+	payload, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding ECT claims: %w", err)
+	}
+	// SPEC: ECT-K1 validate with the verifier's rules before signing.
+	members, err := jsonx.ParseObject(payload)
+	if err != nil {
+		return nil, err
+	}
+	checked, err := parseClaims(members, false)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkFormats(checked, DefaultMaxPred); err != nil {
+		return nil, err
+	}
+	return payload, nil
+}

@@ -1,0 +1,91 @@
+package ect
+
+import (
+	"container/heap"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentctx/agentctx"
+)
+
+const replayShards = 16
+
+// ReplayCache remembers the tokens a verifier accepted until they expire
+// (ECT-V12). It is bounded: it evicts only expired entries, and when it is
+// full of live ones it refuses new tokens with replay_cache_full instead of
+// forgetting a live entry [decision]. It is safe for concurrent use.
+type ReplayCache struct {
+	shards [replayShards]replayShard
+}
+
+type replayShard struct {
+	mu       sync.Mutex
+	capacity int
+	live     map[string]int64 // scope key -> expiry (unix seconds)
+	byExpiry expiryHeap
+}
+
+// NewReplayCache returns a cache holding at most capacity live entries
+// (at least replayShards). Memory is proportional to the entries held.
+func NewReplayCache(capacity int) *ReplayCache {
+	per := (capacity + replayShards - 1) / replayShards
+	if per < 1 {
+		per = 1
+	}
+	c := &ReplayCache{}
+	for i := range c.shards {
+		c.shards[i].capacity = per
+		c.shards[i].live = make(map[string]int64)
+	}
+	return c
+}
+
+// Add records the task (wid, jti), valid until until, as seen at now. It
+// returns a replay error when the same task (jti within wid, or globally
+// without wid) is still live, and replay_cache_full when no room is left.
+func (c *ReplayCache) Add(wid, jti string, until, now time.Time) error {
+	key := strings.ToLower(wid) + "\x00" + strings.ToLower(jti) // UUIDs compare case-insensitively
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h = (h ^ uint32(key[i])) * 16777619
+	}
+	s := &c.shards[h%replayShards]
+	nowU, untilU := now.Unix(), until.Unix()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// Drop expired entries first, oldest expiry first.
+	for len(s.byExpiry) > 0 && s.byExpiry[0].exp <= nowU {
+		e := heap.Pop(&s.byExpiry).(expiryEntry)
+		if s.live[e.key] == e.exp {
+			delete(s.live, e.key)
+		}
+	}
+	if exp, ok := s.live[key]; ok && exp > nowU {
+		return agentctx.Errorf(agentctx.CodeReplay, "ECT-V12", "jti", "task %q was already presented", jti)
+	}
+	if len(s.live) >= s.capacity {
+		return agentctx.Errorf(agentctx.CodeReplayCacheFull, "ECT-V12", "jti", "replay cache is full of live entries; refusing rather than forgetting one")
+	}
+	s.live[key] = untilU
+	heap.Push(&s.byExpiry, expiryEntry{exp: untilU, key: key})
+	return nil
+}
+
+type expiryEntry struct {
+	exp int64
+	key string
+}
+
+type expiryHeap []expiryEntry
+
+func (h expiryHeap) Len() int           { return len(h) }
+func (h expiryHeap) Less(i, j int) bool { return h[i].exp < h[j].exp }
+func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
+func (h *expiryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return e
+}

@@ -1,0 +1,486 @@
+// Package jsonx is a strict, allocation-light JSON reader for token headers and
+// payloads.
+//
+// It accepts exactly RFC 8259 JSON text encoded as UTF-8, and additionally
+// rejects what a JOSE verifier must not tolerate: duplicate member names in any
+// object at any depth (parser-differential attacks), nesting deeper than
+// MaxDepth, and trailing data. Values are returned as raw byte slices of the
+// input, so callers keep the exact bytes and decode only what they read.
+package jsonx
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// MaxDepth bounds the nesting of arrays and objects accepted anywhere.
+const MaxDepth = 64
+
+// Kind is the JSON type of a value.
+type Kind uint8
+
+// The JSON value kinds.
+const (
+	Invalid Kind = iota
+	Null
+	Bool
+	Number
+	String
+	Array
+	Object
+)
+
+var kindNames = [...]string{"invalid", "null", "boolean", "number", "string", "array", "object"}
+
+func (k Kind) String() string { return kindNames[k] }
+
+// Member is one member of a JSON object: its decoded name and its raw value.
+type Member struct {
+	Name  string
+	Value []byte
+	Kind  Kind
+}
+
+// ErrSyntax is wrapped by every error of this package.
+var ErrSyntax = errors.New("invalid JSON")
+
+type scanner struct {
+	data []byte
+	pos  int
+}
+
+func (s *scanner) errf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s at offset %d", ErrSyntax, fmt.Sprintf(format, args...), s.pos)
+}
+
+// ParseObject checks that data is exactly one JSON object and returns its
+// members in document order.
+func ParseObject(data []byte) ([]Member, error) {
+	s := scanner{data: data}
+	s.skipWS()
+	if s.pos >= len(data) || data[s.pos] != '{' {
+		return nil, s.errf("expected a JSON object")
+	}
+	members := make([]Member, 0, 12)
+	if err := s.object(1, &members); err != nil {
+		return nil, err
+	}
+	s.skipWS()
+	if s.pos != len(data) {
+		return nil, s.errf("trailing data after the object")
+	}
+	return members, nil
+}
+
+// Validate checks that data is exactly one JSON value of any kind, under the
+// same rules as ParseObject, and returns its kind and nesting depth (scalars
+// have depth 0, an object or array with only scalars inside has depth 1).
+func Validate(data []byte) (Kind, int, error) {
+	s := scanner{data: data}
+	s.skipWS()
+	k, depth, err := s.value(1, nil)
+	if err != nil {
+		return Invalid, 0, err
+	}
+	s.skipWS()
+	if s.pos != len(data) {
+		return Invalid, 0, s.errf("trailing data after the value")
+	}
+	return k, depth, nil
+}
+
+func (s *scanner) skipWS() {
+	for s.pos < len(s.data) {
+		switch s.data[s.pos] {
+		case ' ', '\t', '\n', '\r':
+			s.pos++
+		default:
+			return
+		}
+	}
+}
+
+// value scans one value starting at s.pos. level is the nesting level the
+// value would occupy if it were a container. It returns the depth of the value
+// itself (0 for scalars). When top is non-nil and the value is an object, its
+// members are appended to *top.
+func (s *scanner) value(level int, top *[]Member) (Kind, int, error) {
+	if s.pos >= len(s.data) {
+		return Invalid, 0, s.errf("unexpected end of input")
+	}
+	switch c := s.data[s.pos]; {
+	case c == '{':
+		d, err := s.objectDepth(level, top)
+		return Object, d, err
+	case c == '[':
+		d, err := s.array(level)
+		return Array, d, err
+	case c == '"':
+		_, _, err := s.str()
+		return String, 0, err
+	case c == 't':
+		return Bool, 0, s.lit("true")
+	case c == 'f':
+		return Bool, 0, s.lit("false")
+	case c == 'n':
+		return Null, 0, s.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		return Number, 0, s.number()
+	default:
+		return Invalid, 0, s.errf("unexpected character %q", c)
+	}
+}
+
+func (s *scanner) lit(word string) error {
+	if len(s.data)-s.pos < len(word) || string(s.data[s.pos:s.pos+len(word)]) != word {
+		return s.errf("invalid literal")
+	}
+	s.pos += len(word)
+	return nil
+}
+
+func (s *scanner) number() error {
+	d := s.data
+	if d[s.pos] == '-' {
+		s.pos++
+	}
+	switch {
+	case s.pos < len(d) && d[s.pos] == '0':
+		s.pos++
+	case s.pos < len(d) && d[s.pos] >= '1' && d[s.pos] <= '9':
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+	default:
+		return s.errf("invalid number")
+	}
+	if s.pos < len(d) && d[s.pos] == '.' {
+		s.pos++
+		start := s.pos
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+		if s.pos == start {
+			return s.errf("invalid number")
+		}
+	}
+	if s.pos < len(d) && (d[s.pos] == 'e' || d[s.pos] == 'E') {
+		s.pos++
+		if s.pos < len(d) && (d[s.pos] == '+' || d[s.pos] == '-') {
+			s.pos++
+		}
+		start := s.pos
+		for s.pos < len(d) && d[s.pos] >= '0' && d[s.pos] <= '9' {
+			s.pos++
+		}
+		if s.pos == start {
+			return s.errf("invalid number")
+		}
+	}
+	return nil
+}
+
+// str scans a string at s.pos and returns its raw contents (between the
+// quotes) and whether it contains escapes.
+func (s *scanner) str() ([]byte, bool, error) {
+	d := s.data
+	s.pos++ // opening quote
+	start := s.pos
+	escaped := false
+	for s.pos < len(d) {
+		c := d[s.pos]
+		switch {
+		case c == '"':
+			raw := d[start:s.pos]
+			s.pos++
+			return raw, escaped, nil
+		case c == '\\':
+			escaped = true
+			s.pos++
+			if s.pos >= len(d) {
+				return nil, false, s.errf("unterminated string")
+			}
+			switch d[s.pos] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.pos++
+			case 'u':
+				if len(d)-s.pos < 5 || !isHex4(d[s.pos+1:s.pos+5]) {
+					return nil, false, s.errf("invalid \\u escape")
+				}
+				s.pos += 5
+			default:
+				return nil, false, s.errf("invalid escape")
+			}
+		case c < 0x20:
+			return nil, false, s.errf("control character in string")
+		case c < utf8.RuneSelf:
+			s.pos++
+		default:
+			r, size := utf8.DecodeRune(d[s.pos:])
+			if r == utf8.RuneError && size <= 1 {
+				return nil, false, s.errf("invalid UTF-8")
+			}
+			s.pos += size
+		}
+	}
+	return nil, false, s.errf("unterminated string")
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *scanner) object(level int, top *[]Member) error {
+	_, err := s.objectDepth(level, top)
+	return err
+}
+
+func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
+	if level > MaxDepth {
+		return 0, s.errf("nesting deeper than %d", MaxDepth)
+	}
+	s.pos++ // '{'
+	depth := 1
+	var names []string
+	var seen map[string]struct{}
+	s.skipWS()
+	if s.pos < len(s.data) && s.data[s.pos] == '}' {
+		s.pos++
+		return depth, nil
+	}
+	for {
+		s.skipWS()
+		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
+			return 0, s.errf("expected a member name")
+		}
+		raw, esc, err := s.str()
+		if err != nil {
+			return 0, err
+		}
+		name := string(raw)
+		if esc {
+			name = unescape(raw)
+		}
+		// SPEC: README "Duplicate member names ... are rejected".
+		if seen != nil {
+			if _, dup := seen[name]; dup {
+				return 0, s.errf("duplicate member name %q", name)
+			}
+			seen[name] = struct{}{}
+		} else {
+			for _, n := range names {
+				if n == name {
+					return 0, s.errf("duplicate member name %q", name)
+				}
+			}
+			names = append(names, name)
+			if len(names) > 16 {
+				seen = make(map[string]struct{}, 32)
+				for _, n := range names {
+					seen[n] = struct{}{}
+				}
+			}
+		}
+		s.skipWS()
+		if s.pos >= len(s.data) || s.data[s.pos] != ':' {
+			return 0, s.errf("expected ':'")
+		}
+		s.pos++
+		s.skipWS()
+		vstart := s.pos
+		k, d, err := s.value(level+1, nil)
+		if err != nil {
+			return 0, err
+		}
+		if d+1 > depth {
+			depth = d + 1
+		}
+		if top != nil {
+			*top = append(*top, Member{Name: name, Value: s.data[vstart:s.pos], Kind: k})
+		}
+		s.skipWS()
+		if s.pos >= len(s.data) {
+			return 0, s.errf("unterminated object")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case '}':
+			s.pos++
+			return depth, nil
+		default:
+			return 0, s.errf("expected ',' or '}'")
+		}
+	}
+}
+
+func (s *scanner) array(level int) (int, error) {
+	if level > MaxDepth {
+		return 0, s.errf("nesting deeper than %d", MaxDepth)
+	}
+	s.pos++ // '['
+	depth := 1
+	s.skipWS()
+	if s.pos < len(s.data) && s.data[s.pos] == ']' {
+		s.pos++
+		return depth, nil
+	}
+	for {
+		s.skipWS()
+		_, d, err := s.value(level+1, nil)
+		if err != nil {
+			return 0, err
+		}
+		if d+1 > depth {
+			depth = d + 1
+		}
+		s.skipWS()
+		if s.pos >= len(s.data) {
+			return 0, s.errf("unterminated array")
+		}
+		switch s.data[s.pos] {
+		case ',':
+			s.pos++
+		case ']':
+			s.pos++
+			return depth, nil
+		default:
+			return 0, s.errf("expected ',' or ']'")
+		}
+	}
+}
+
+// unescape decodes the contents of a JSON string already validated by str.
+func unescape(raw []byte) string {
+	out := make([]byte, 0, len(raw))
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		i++
+		switch raw[i] {
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		case 'u':
+			r := rune(hexVal(raw[i+1 : i+5]))
+			i += 4
+			if utf16.IsSurrogate(r) {
+				r2 := utf8.RuneError
+				if i+6 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+					r2 = rune(hexVal(raw[i+3 : i+7]))
+				}
+				if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+					r = dec
+					i += 6
+				} else {
+					r = utf8.RuneError
+				}
+			}
+			out = utf8.AppendRune(out, r)
+		default: // '"', '\\', '/'
+			out = append(out, raw[i])
+		}
+	}
+	return string(out)
+}
+
+func hexVal(b []byte) uint32 {
+	var v uint32
+	for _, c := range b[:4] {
+		v <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			v |= uint32(c - '0')
+		case c >= 'a' && c <= 'f':
+			v |= uint32(c - 'a' + 10)
+		default:
+			v |= uint32(c - 'A' + 10)
+		}
+	}
+	return v
+}
+
+// DecodeString decodes a raw JSON string value (as returned in Member.Value).
+func DecodeString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	body := raw[1 : len(raw)-1]
+	for _, c := range body {
+		if c == '\\' {
+			return unescape(body), true
+		}
+	}
+	return string(body), true
+}
+
+// DecodeInt decodes a raw JSON number that is written as an integer (no fraction,
+// no exponent) and fits in an int64.
+func DecodeInt(raw []byte) (int64, bool) {
+	for i, c := range raw {
+		if !(c >= '0' && c <= '9' || (c == '-' && i == 0)) {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(string(raw), 10, 64)
+	return v, err == nil
+}
+
+// DecodeStrings decodes a raw JSON array whose elements are all strings. The array
+// must already have been validated.
+func DecodeStrings(raw []byte) ([]string, bool) {
+	s := scanner{data: raw}
+	if len(raw) == 0 || raw[0] != '[' {
+		return nil, false
+	}
+	s.pos = 1
+	var out []string
+	s.skipWS()
+	if s.pos < len(raw) && raw[s.pos] == ']' {
+		return []string{}, true
+	}
+	for {
+		s.skipWS()
+		if s.pos >= len(raw) || raw[s.pos] != '"' {
+			return nil, false
+		}
+		body, esc, err := s.str()
+		if err != nil {
+			return nil, false
+		}
+		if esc {
+			out = append(out, unescape(body))
+		} else {
+			out = append(out, string(body))
+		}
+		s.skipWS()
+		if s.pos >= len(raw) {
+			return nil, false
+		}
+		if raw[s.pos] == ']' {
+			return out, true
+		}
+		if raw[s.pos] != ',' {
+			return nil, false
+		}
+		s.pos++
+	}
+}

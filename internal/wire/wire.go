@@ -1,0 +1,115 @@
+// Package wire checks and produces the claim formats shared by ECT and ACT
+// (spec/README.md "Common definitions"): UUIDs, hash values, NumericDates,
+// audiences and action strings.
+package wire
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/agentctx/agentctx/internal/jsonx"
+)
+
+var b64 = base64.RawURLEncoding.Strict()
+
+// IsUUID reports whether s is an RFC 9562 textual UUID: 36 characters,
+// 8-4-4-4-12 hex digits, either case.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < 36; i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// NewUUID returns a random (version 4) UUID in lower case.
+func NewUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hex = "0123456789abcdef"
+	out := make([]byte, 0, 36)
+	for i, v := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			out = append(out, '-')
+		}
+		out = append(out, hex[v>>4], hex[v&0x0f])
+	}
+	return string(out)
+}
+
+// IsHash reports whether s is a hash value: unpadded base64url, exactly 43
+// characters, decoding canonically to 32 bytes.
+func IsHash(s string) bool {
+	if len(s) != 43 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	var d [33]byte
+	n, err := b64.Decode(d[:], []byte(s))
+	return err == nil && n == 32
+}
+
+// IsActionString reports whether s is a valid ECT exec_act: 1..256 bytes
+// without control characters [decision ECT-C7].
+func IsActionString(s string) bool {
+	if len(s) == 0 || len(s) > 256 || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
+// Audience decodes an aud value, a string or an array of strings. ok is false
+// when the JSON type is wrong; the caller checks emptiness.
+func Audience(m jsonx.Member) (aud []string, ok bool) {
+	switch m.Kind {
+	case jsonx.String:
+		s, _ := jsonx.DecodeString(m.Value)
+		return []string{s}, true
+	case jsonx.Array:
+		return jsonx.DecodeStrings(m.Value)
+	}
+	return nil, false
+}
+
+// NumericDate decodes an integer NumericDate; fractions, exponents and
+// strings are refused.
+func NumericDate(m jsonx.Member) (int64, bool) {
+	if m.Kind != jsonx.Number {
+		return 0, false
+	}
+	return jsonx.DecodeInt(m.Value)
+}
+
+// String decodes a JSON string member.
+func String(m jsonx.Member) (string, bool) {
+	if m.Kind != jsonx.String {
+		return "", false
+	}
+	return jsonx.DecodeString(m.Value)
+}
