@@ -96,3 +96,6 @@ func Payload(c *Claims, now time.Time) ([]byte, error) {
 	}
 	return payload, nil
 }
+
+// NewID returns a new random UUID (version 4, lower case) for a jti or a wid.
+func NewID() string { return wire.NewUUID() }

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -118,6 +121,40 @@ func claimErr(code agentctx.Code, rule, claim, format string, args ...any) error
 }
 
 func (v *Verifier) verify(ctx context.Context, token string, now time.Time, audit bool) (*Result, error) {
+	res, err := v.verifyStateless(ctx, token, now)
+	if err != nil {
+		return nil, err
+	}
+	if audit {
+		// Audit verification: no replay check (the ledger's uniqueness rule
+		// covers it), DAG rules still apply.
+		return res, v.checkDAG(ctx, res.Claims)
+	}
+	if err := v.stateful(ctx, res.Claims, now); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// stateful applies the checks that depend on what was seen before: replay
+// (ECT-V12) and the DAG (ECT-V13).
+func (v *Verifier) stateful(ctx context.Context, c *Claims, now time.Time) error {
+	if err := v.cfg.Replay.Add(c.WorkflowID, c.ID, c.Expiry.Add(v.cfg.Skew), now); err != nil {
+		return err
+	}
+	return v.checkDAG(ctx, c)
+}
+
+func (v *Verifier) checkDAG(ctx context.Context, c *Claims) error {
+	if v.cfg.DAG == nil {
+		return nil
+	}
+	n := dag.Node{Kind: dag.KindECT, JTI: c.ID, WID: c.WorkflowID, Pred: c.Pred, Time: c.IssuedAt, ExecAct: c.ExecAct, PolicyDecision: c.PolicyDecision}
+	return v.cfg.DAG.Validate(ctx, n)
+}
+
+// verifyStateless applies ECT-V1..ECT-V11 and the level policy.
+func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.Time) (*Result, error) {
 	cfg := &v.cfg
 	// ECT-V1
 	if len(token) > cfg.MaxLength {
@@ -196,19 +233,6 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, audi
 	if cfg.MinLevel > res.Level {
 		// SPEC: ECT-L3 a token is L3 only with a ledger receipt, which this verifier does not hold.
 		return nil, claimErr(agentctx.CodeLevelTooLow, "ECT-L3", "", "token is L%d, the minimum level is L%d (a ledger receipt is needed)", res.Level, cfg.MinLevel)
-	}
-	// ECT-V12
-	if !audit {
-		if err := cfg.Replay.Add(c.WorkflowID, c.ID, c.Expiry.Add(cfg.Skew), now); err != nil {
-			return nil, err
-		}
-	}
-	// ECT-V13
-	if cfg.DAG != nil {
-		n := dag.Node{Kind: dag.KindECT, JTI: c.ID, WID: c.WorkflowID, Pred: c.Pred, Time: c.IssuedAt, ExecAct: c.ExecAct, PolicyDecision: c.PolicyDecision}
-		if err := cfg.DAG.Validate(ctx, n); err != nil {
-			return nil, err
-		}
 	}
 	return res, nil
 }
@@ -465,4 +489,44 @@ func checkExt(c *Claims) error {
 		return claimErr(agentctx.CodeInvalidClaim, "ECT-C14", "ect_ext.pol", "pol and pol_decision must appear together")
 	}
 	return nil
+}
+
+// VerifyBatch verifies tokens using up to workers goroutines (0 means
+// GOMAXPROCS) and returns one result or error per token, in input order.
+// Parsing and signatures run in parallel; the replay check and the DAG check
+// run afterwards in input order, so that of two identical tokens the later
+// one is the replay, whatever the scheduling.
+func (v *Verifier) VerifyBatch(ctx context.Context, tokens []string, workers int) ([]*Result, []error) {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	results := make([]*Result, len(tokens))
+	errs := make([]error, len(tokens))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers && w < len(tokens); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(tokens) {
+					return
+				}
+				results[i], errs[i] = v.verifyStateless(ctx, tokens[i], v.cfg.Clock())
+			}
+		}()
+	}
+	wg.Wait()
+	now := v.cfg.Clock()
+	for i, res := range results {
+		if errs[i] != nil {
+			results[i] = nil
+			continue
+		}
+		if err := v.stateful(ctx, res.Claims, now); err != nil {
+			results[i], errs[i] = nil, err
+		}
+	}
+	return results, errs
 }

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/agentctx/agentctx/trust"
+)
+
+func cmdKeygen(e *env, args []string) error {
+	fs := newFlags(e, "keygen", "keygen --alg ES256|EdDSA [--kid KID] --out FILE")
+	alg := fs.String("alg", "EdDSA", "signature algorithm: ES256 or EdDSA")
+	kid := fs.String("kid", "", "key ID written in the kid header of signed tokens (default: the RFC 7638 thumbprint)")
+	out := fs.String("out", "", "file to write the private JWK to (created with mode 0600; never overwritten)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return usagef("example: agentctx keygen --alg EdDSA --kid agent-a-1 --out agent-a.jwk", "--out is required")
+	}
+	if fs.NArg() != 0 {
+		return usagef("", "unexpected argument %q", fs.Arg(0))
+	}
+	k, err := trust.GenerateKey(*alg, *kid)
+	if err != nil {
+		return usagef("use --alg ES256 or --alg EdDSA", "%v", err)
+	}
+	priv, err := k.MarshalJWK()
+	if err != nil {
+		return failf("encoding the key: %v", err)
+	}
+	// SPEC: TR-8 private keys live in files with mode 0600.
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return usagef("choose another --out or remove the old key first", "%s already exists; refusing to overwrite a key", *out)
+		}
+		return failf("creating key file: %v", err)
+	}
+	if _, err := f.Write(append(priv, '\n')); err != nil {
+		f.Close()
+		return failf("writing key file: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		return failf("writing key file: %v", err)
+	}
+	return printPublic(e, k.Public())
+}
+
+func printPublic(e *env, k trust.Key) error {
+	pub, err := trust.PublicJWK(k)
+	if err != nil {
+		return failf("encoding the public key: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "%s\n", pub)
+	return nil
+}
+
+func cmdKeys(e *env, args []string) error {
+	if len(args) == 0 {
+		return usagef("subcommands: public, trust", "agentctx keys needs a subcommand")
+	}
+	switch args[0] {
+	case "public":
+		return cmdKeysPublic(e, args[1:])
+	case "trust":
+		return cmdKeysTrust(e, args[1:])
+	}
+	return usagef("subcommands: public, trust", "unknown keys subcommand %q", args[0])
+}
+
+// loadPublic reads a public key from a JWK or PEM file, or the public half of
+// a private key file.
+func loadPublic(e *env, path string) (trust.Key, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return trust.Key{}, failf("%v", err)
+	}
+	s := strings.TrimSpace(string(data))
+	if strings.HasPrefix(s, "{") {
+		if k, err := trust.ParseJWK([]byte(s)); err == nil {
+			return k, nil
+		}
+	} else if keys, err := trust.ParsePEM(data, ""); err == nil {
+		if len(keys) != 1 {
+			return trust.Key{}, usagef("", "%s holds %d keys; give one key per file", path, len(keys))
+		}
+		return keys[0], nil
+	}
+	sk, err := trust.LoadSigningKey(path, func(w string) { fmt.Fprintf(e.stderr, "agentctx: warning: %s\n", w) })
+	if err != nil {
+		return trust.Key{}, usagef("give a JWK or PEM key file", "%s: not a usable key: %v", path, err)
+	}
+	return sk.Public(), nil
+}
+
+func cmdKeysPublic(e *env, args []string) error {
+	fs := newFlags(e, "keys public", "keys public FILE")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("example: agentctx keys public agent-a.jwk", "expected one key file")
+	}
+	k, err := loadPublic(e, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	return printPublic(e, k)
+}
+
+func cmdKeysTrust(e *env, args []string) error {
+	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX) PUBFILE...")
+	id := fs.String("id", "", "the exact issuer these keys sign for")
+	prefix := fs.String("prefix", "", `an issuer prefix ending in "/" or ":" these keys sign for`)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if (*id == "") == (*prefix == "") {
+		return usagef("example: agentctx keys trust --id spiffe://example.com/agent/a agent-a.pub.jwk", "give exactly one of --id and --prefix")
+	}
+	if fs.NArg() == 0 {
+		return usagef("", "give at least one public key file")
+	}
+	b := trust.Binding{ID: *id, Prefix: *prefix}
+	entry := struct {
+		ID     string            `json:"id,omitempty"`
+		Prefix string            `json:"prefix,omitempty"`
+		Keys   []json.RawMessage `json:"keys"`
+	}{ID: *id, Prefix: *prefix}
+	set := trust.NewSet()
+	for _, p := range fs.Args() {
+		k, err := loadPublic(e, p)
+		if err != nil {
+			return err
+		}
+		if err := set.Add(b, k); err != nil {
+			return usagef("", "%v", err)
+		}
+		j, err := trust.PublicJWK(k)
+		if err != nil {
+			return failf("%v", err)
+		}
+		entry.Keys = append(entry.Keys, j)
+	}
+	out, err := json.MarshalIndent(map[string]any{"issuers": []any{entry}}, "", "  ")
+	if err != nil {
+		return failf("%v", err)
+	}
+	fmt.Fprintf(e.stdout, "%s\n", out)
+	return nil
+}

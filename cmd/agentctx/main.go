@@ -1,0 +1,174 @@
+// Command agentctx creates, inspects and verifies Agent Context Tokens (ACT)
+// and Execution Context Tokens (ECT).
+//
+// Usage:
+//
+//	agentctx keygen --alg ES256|EdDSA --kid KID --out FILE
+//	agentctx keys public FILE
+//	agentctx keys trust --id ISSUER|--prefix PREFIX PUBFILE...
+//	agentctx ect create --key FILE --iss ISS --aud AUD --exec-act ACT [flags]
+//	agentctx inspect [TOKEN|-]
+//	agentctx verify --trust FILE --audience ID [flags] [TOKEN|-]
+//	agentctx demo
+//
+// Exit status: 0 success (a valid token), 1 verification or operation
+// failure, 2 usage or configuration error. Data goes to standard output;
+// diagnostics go to standard error as "agentctx: error: ..." with, where it
+// helps, "agentctx: hint: ...".
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// env is what a subcommand may touch.
+type env struct {
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// exitError carries an exit status and optional hint to run.
+type exitError struct {
+	code int
+	err  error
+	hint string
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+// usagef reports a usage or configuration error (exit 2).
+func usagef(hint, format string, args ...any) error {
+	return &exitError{code: 2, err: fmt.Errorf(format, args...), hint: hint}
+}
+
+// failf reports an operation failure (exit 1).
+func failf(format string, args ...any) error {
+	return &exitError{code: 1, err: fmt.Errorf(format, args...)}
+}
+
+// silent is an exit status whose diagnostics were already printed.
+type silent int
+
+func (s silent) Error() string { return fmt.Sprintf("exit %d", int(s)) }
+
+const usage = `agentctx: create, inspect and verify agent accountability tokens (ACT, ECT)
+
+Usage:
+  agentctx keygen --alg ES256|EdDSA --kid KID --out FILE
+  agentctx keys public FILE
+  agentctx keys trust (--id ISSUER | --prefix PREFIX) PUBFILE...
+  agentctx ect create --key FILE --iss ISS --aud AUD --exec-act ACT [--pred JTI]... [flags]
+  agentctx inspect [TOKEN|-]
+  agentctx verify --trust FILE --audience ID [--json] [--batch FILE|-] [TOKEN|-]
+  agentctx demo
+
+Run "agentctx COMMAND -h" for the flags of a command.
+Exit status: 0 ok, 1 verification or operation failure, 2 usage or configuration error.
+`
+
+var commands = map[string]func(e *env, args []string) error{
+	"keygen":  cmdKeygen,
+	"keys":    cmdKeys,
+	"ect":     cmdECT,
+	"inspect": cmdInspect,
+	"verify":  cmdVerify,
+	"demo":    cmdDemo,
+}
+
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "agentctx: error: unknown command %q\nagentctx: hint: run \"agentctx --help\" for the list of commands\n", args[0])
+		return 2
+	}
+	return report(stderr, cmd(e, args[1:]))
+}
+
+// report prints err the documented way and returns the exit status.
+func report(stderr io.Writer, err error) int {
+	if err == nil {
+		return 0
+	}
+	var s silent
+	if errors.As(err, &s) {
+		return int(s)
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	code := 1
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	fmt.Fprintf(stderr, "agentctx: error: %s\n", err)
+	if ee != nil && ee.hint != "" {
+		fmt.Fprintf(stderr, "agentctx: hint: %s\n", ee.hint)
+	}
+	return code
+}
+
+// newFlags returns a FlagSet that reports errors as usage errors.
+func newFlags(e *env, name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "Usage: agentctx %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parseFlags parses args and turns flag errors into usage errors (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return silent(2) // the flag package already printed the error and usage
+	}
+	return nil
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error {
+	*s = append(*s, v)
+	return nil
+}
+
+// readInput returns the token from the single argument, "-" or no argument
+// meaning standard input, with surrounding white space removed.
+func readInput(e *env, args []string) (string, error) {
+	switch {
+	case len(args) > 1:
+		return "", usagef("", "expected one token, got %d arguments", len(args))
+	case len(args) == 1 && args[0] != "-":
+		return strings.TrimSpace(args[0]), nil
+	}
+	b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20))
+	if err != nil {
+		return "", failf("reading standard input: %v", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
