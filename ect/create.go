@@ -3,10 +3,12 @@ package ect
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/internal/jsonx"
+	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/wire"
 	"github.com/agentctx/agentctx/trust"
 )
@@ -99,3 +101,25 @@ func Payload(c *Claims, now time.Time) ([]byte, error) {
 
 // NewID returns a new random UUID (version 4, lower case) for a jti or a wid.
 func NewID() string { return wire.NewUUID() }
+
+// UnsafeDecodeWithoutVerification returns the JOSE header (nil for an
+// unsigned L1 token) and the payload JSON of a token WITHOUT verifying
+// anything: not the signature, not the issuer, not the times. Use it to
+// display or route a token, never to trust it. Tokens up to 1 MiB are read.
+func UnsafeDecodeWithoutVerification(token string) (header, payload []byte, err error) {
+	if strings.Count(token, ".") == 2 {
+		t, err := jws.Parse(token, 1<<20)
+		if err != nil {
+			return nil, nil, err
+		}
+		return t.Header.Raw, t.Payload, nil
+	}
+	p, err := jws.DecodeSegment(token)
+	if err != nil {
+		return nil, nil, claimErr(agentctx.CodeMalformed, "ECT-V2", "", "not a JWS and not an unsigned (L1) payload")
+	}
+	if _, err := jsonx.ParseObject(p); err != nil {
+		return nil, nil, claimErr(agentctx.CodeMalformed, "ECT-V2", "", "unsigned (L1) payload: %v", err)
+	}
+	return nil, p, nil
+}

@@ -18,6 +18,7 @@
 package trust
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -168,11 +169,12 @@ type fileJSON struct {
 		X509Roots string            `json:"x509_roots"`
 	} `json:"issuers"`
 	Keys []json.RawMessage `json:"keys"`
+	Kty  string            `json:"kty"`
 }
 
-// ErrPlainJWKS is returned by ParseFile for a plain JWKS ({"keys": [...]}):
-// such keys are trusted for any issuer only on explicit request; load them with
-// ParseJWKS and bind them with AnyIssuer.
+// ErrPlainJWKS is returned by ParseFile for a plain JWKS ({"keys": [...]}) or
+// a bare JWK: such keys are trusted for any issuer only on explicit request;
+// load them with ParseJWKS or ParseJWK and bind them with AnyIssuer.
 var ErrPlainJWKS = errors.New("trust: a plain JWKS binds its keys to no issuer; it is accepted only with an explicit any-issuer switch")
 
 // ParseFile parses a trust file (TR-7a):
@@ -191,7 +193,7 @@ func ParseFile(data []byte) (*Set, error) {
 		return nil, fmt.Errorf("trust file is not valid JSON: %w", err)
 	}
 	if f.Issuers == nil {
-		if f.Keys != nil {
+		if f.Keys != nil || f.Kty != "" {
 			return nil, ErrPlainJWKS
 		}
 		return nil, errors.New("trust file has no \"issuers\" list")
@@ -242,6 +244,30 @@ func ParseJWKS(data []byte) ([]Key, error) {
 		out = append(out, k)
 	}
 	return out, nil
+}
+
+// ParseKeys reads public keys that carry no issuer binding: a JWK Set, a
+// single JWK, or PEM public keys (key IDs from the JWKs, else thumbprints).
+// Add them to a Set with an explicit Binding.
+func ParseKeys(data []byte) ([]Key, error) {
+	trimmed := bytes.TrimSpace(data)
+	if !bytes.HasPrefix(trimmed, []byte("{")) {
+		return ParsePEM(data, "")
+	}
+	var probe struct {
+		Keys json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(trimmed, &probe); err != nil {
+		return nil, fmt.Errorf("key file is not valid JSON: %w", err)
+	}
+	if probe.Keys != nil {
+		return ParseJWKS(trimmed)
+	}
+	k, err := ParseJWK(trimmed)
+	if err != nil {
+		return nil, err
+	}
+	return []Key{k}, nil
 }
 
 // ParseJWK parses one public JWK (P-256 EC or Ed25519 OKP). A private JWK is

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 
 	"github.com/agentctx/agentctx/trust"
 )
@@ -79,12 +78,7 @@ func loadPublic(e *env, path string) (trust.Key, error) {
 	if err != nil {
 		return trust.Key{}, failf("%v", err)
 	}
-	s := strings.TrimSpace(string(data))
-	if strings.HasPrefix(s, "{") {
-		if k, err := trust.ParseJWK([]byte(s)); err == nil {
-			return k, nil
-		}
-	} else if keys, err := trust.ParsePEM(data, ""); err == nil {
+	if keys, err := trust.ParseKeys(data); err == nil {
 		if len(keys) != 1 {
 			return trust.Key{}, usagef("", "%s holds %d keys; give one key per file", path, len(keys))
 		}

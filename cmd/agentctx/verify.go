@@ -65,12 +65,7 @@ func loadTrust(path string, anyIssuer bool) (trust.Resolver, error) {
 		return nil, usagef("a trust file binds keys to issuers (agentctx keys trust); pass --any-issuer to trust these keys for every issuer",
 			"%s binds its keys to no issuer", path)
 	}
-	var keys []trust.Key
-	if isJSON {
-		keys, err = trust.ParseJWKS(data)
-	} else {
-		keys, err = trust.ParsePEM(data, "")
-	}
+	keys, err := trust.ParseKeys(data)
 	if err != nil {
 		return nil, usagef("", "%s: %v", path, err)
 	}
