@@ -1,0 +1,31 @@
+package jws
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/agentctx/agentctx"
+)
+
+// FuzzParse: Parse never panics; a failure is an *agentctx.Error with code
+// too_large or malformed; a success has a JSON object header and payload.
+func FuzzParse(f *testing.F) {
+	f.Add("eyJhbGciOiJFZERTQSJ9.eyJhIjoxfQ.AAAA")
+	f.Add("a.b.c")
+	f.Add("..")
+	f.Add("eyJ9.e30.AA")
+	f.Fuzz(func(t *testing.T, tok string) {
+		p, err := Parse(tok, 0)
+		if err != nil {
+			var e *agentctx.Error
+			if !errors.As(err, &e) || (e.Code != agentctx.CodeMalformed && e.Code != agentctx.CodeTooLarge) {
+				t.Fatalf("unexpected error %#v", err)
+			}
+			return
+		}
+		if p.Header.Raw == nil || p.Members == nil || len(p.Signature) == 0 {
+			t.Fatalf("parsed token without parts: %+v", p)
+		}
+		_ = p.CheckAlg()
+	})
+}
