@@ -1,7 +1,6 @@
 package ect
 
 import (
-	"container/heap"
 	"strings"
 	"sync"
 	"time"
@@ -56,7 +55,7 @@ func (c *ReplayCache) Add(wid, jti string, until, now time.Time) error {
 	defer s.mu.Unlock()
 	// Drop expired entries first, oldest expiry first.
 	for len(s.byExpiry) > 0 && s.byExpiry[0].exp <= nowU {
-		e := heap.Pop(&s.byExpiry).(expiryEntry)
+		e := s.byExpiry.pop()
 		if s.live[e.key] == e.exp {
 			delete(s.live, e.key)
 		}
@@ -68,7 +67,7 @@ func (c *ReplayCache) Add(wid, jti string, until, now time.Time) error {
 		return agentctx.Errorf(agentctx.CodeReplayCacheFull, "ECT-V12", "jti", "replay cache is full of live entries; refusing rather than forgetting one")
 	}
 	s.live[key] = untilU
-	heap.Push(&s.byExpiry, expiryEntry{exp: untilU, key: key})
+	s.byExpiry.push(expiryEntry{exp: untilU, key: key})
 	return nil
 }
 
@@ -77,15 +76,44 @@ type expiryEntry struct {
 	key string
 }
 
+// expiryHeap is a binary min-heap on exp (no interface boxing on the hot
+// path, unlike container/heap).
 type expiryHeap []expiryEntry
 
-func (h expiryHeap) Len() int           { return len(h) }
-func (h expiryHeap) Less(i, j int) bool { return h[i].exp < h[j].exp }
-func (h expiryHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *expiryHeap) Push(x any)        { *h = append(*h, x.(expiryEntry)) }
-func (h *expiryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return e
+func (h *expiryHeap) push(e expiryEntry) {
+	*h = append(*h, e)
+	a := *h
+	for i := len(a) - 1; i > 0; {
+		p := (i - 1) / 2
+		if a[p].exp <= a[i].exp {
+			break
+		}
+		a[p], a[i] = a[i], a[p]
+		i = p
+	}
+}
+
+func (h *expiryHeap) pop() expiryEntry {
+	a := *h
+	top := a[0]
+	last := len(a) - 1
+	a[0] = a[last]
+	a[last] = expiryEntry{}
+	a = a[:last]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < len(a) && a[l].exp < a[m].exp {
+			m = l
+		}
+		if r < len(a) && a[r].exp < a[m].exp {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		a[i], a[m] = a[m], a[i]
+		i = m
+	}
+	*h = a
+	return top
 }

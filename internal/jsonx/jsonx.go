@@ -9,12 +9,18 @@
 package jsonx
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
+
+// Aliasing: to keep the verifier's hot path free of copies, member names and
+// decoded strings without escapes share memory with the input. Callers must
+// not modify an input slice after handing it to this package.
 
 // MaxDepth bounds the nesting of arrays and objects accepted anywhere.
 const MaxDepth = 64
@@ -249,7 +255,8 @@ func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
 	}
 	s.pos++ // '{'
 	depth := 1
-	var names []string
+	var small [16]string
+	names := small[:0]
 	var seen map[string]struct{}
 	s.skipWS()
 	if s.pos < len(s.data) && s.data[s.pos] == '}' {
@@ -265,7 +272,7 @@ func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		name := string(raw)
+		name := aliasString(raw)
 		if esc {
 			name = unescape(raw)
 		}
@@ -429,7 +436,7 @@ func DecodeString(raw []byte) (string, bool) {
 			return unescape(body), true
 		}
 	}
-	return string(body), true
+	return aliasString(body), true
 }
 
 // DecodeInt decodes a raw JSON number that is written as an integer (no fraction,
@@ -452,7 +459,7 @@ func DecodeStrings(raw []byte) ([]string, bool) {
 		return nil, false
 	}
 	s.pos = 1
-	var out []string
+	out := make([]string, 0, bytes.Count(raw, []byte{','})+1)
 	s.skipWS()
 	if s.pos < len(raw) && raw[s.pos] == ']' {
 		return []string{}, true
@@ -469,7 +476,7 @@ func DecodeStrings(raw []byte) ([]string, bool) {
 		if esc {
 			out = append(out, unescape(body))
 		} else {
-			out = append(out, string(body))
+			out = append(out, aliasString(body))
 		}
 		s.skipWS()
 		if s.pos >= len(raw) {
@@ -483,4 +490,12 @@ func DecodeStrings(raw []byte) ([]string, bool) {
 		}
 		s.pos++
 	}
+}
+
+// aliasString returns b as a string without copying (see "Aliasing").
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }

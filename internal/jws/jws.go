@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"unsafe"
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/internal/jsonx"
@@ -114,15 +115,17 @@ func Parse(token string, maxLen int) (*Token, error) {
 	if sseg == "" {
 		return nil, malformed("token has no signature (unsecured JWS is not accepted)")
 	}
-	hdr, err := decodeSegment(hseg, "header")
+	// One buffer for the three decoded segments.
+	buf := make([]byte, b64.DecodedLen(len(hseg))+b64.DecodedLen(len(pseg))+b64.DecodedLen(len(sseg)))
+	hdr, rest, err := decodeSegment(buf, hseg, "header")
 	if err != nil {
 		return nil, err
 	}
-	payload, err := decodeSegment(pseg, "payload")
+	payload, rest, err := decodeSegment(rest, pseg, "payload")
 	if err != nil {
 		return nil, err
 	}
-	sig, err := decodeSegment(sseg, "signature")
+	sig, _, err := decodeSegment(rest, sseg, "signature")
 	if err != nil {
 		return nil, err
 	}
@@ -138,13 +141,14 @@ func Parse(token string, maxLen int) (*Token, error) {
 	return t, nil
 }
 
-func decodeSegment(seg, what string) ([]byte, error) {
-	out := make([]byte, b64.DecodedLen(len(seg)))
-	n, err := b64.Decode(out, []byte(seg))
+// decodeSegment decodes seg into the front of buf and returns the decoded
+// bytes (capacity-limited, so appends never overwrite) and the rest of buf.
+func decodeSegment(buf []byte, seg, what string) ([]byte, []byte, error) {
+	n, err := b64.Decode(buf, []byte(seg))
 	if err != nil {
-		return nil, malformed("%s is not canonical base64url", what)
+		return nil, nil, malformed("%s is not canonical base64url", what)
 	}
-	return out[:n], nil
+	return buf[:n:n], buf[n:], nil
 }
 
 func parseHeader(raw []byte, h *Header) error {
@@ -233,7 +237,7 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 		}
 		// SPEC: README "ES256 signatures are the 64-byte r||s form".
 		if len(sig) == 64 {
-			digest := sha256.Sum256([]byte(signingInput))
+			digest := sha256.Sum256(readOnlyBytes(signingInput))
 			r := new(big.Int).SetBytes(sig[:32])
 			s := new(big.Int).SetBytes(sig[32:])
 			ok = ecdsa.Verify(k, digest[:], r, s)
@@ -242,7 +246,7 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 		if alg != EdDSA {
 			return ErrKeyAlgMismatch
 		}
-		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, []byte(signingInput), sig)
+		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, readOnlyBytes(signingInput), sig)
 	default:
 		return ErrKeyAlgMismatch
 	}
@@ -250,6 +254,12 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 		return agentctx.Errorf(agentctx.CodeBadSignature, "ECT-V6", "", "signature does not verify")
 	}
 	return nil
+}
+
+// readOnlyBytes returns the bytes of s without copying, for callees that only
+// read them (hashing and signature verification).
+func readOnlyBytes(s string) []byte {
+	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // Sign produces the raw JWS signature of signingInput under alg with priv,
