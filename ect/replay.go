@@ -35,7 +35,8 @@ func NewReplayCache(capacity int) *ReplayCache {
 	c := &ReplayCache{}
 	for i := range c.shards {
 		c.shards[i].capacity = per
-		c.shards[i].live = make(map[string]int64)
+		// Small caches are allocated whole up front; large ones grow.
+		c.shards[i].live = make(map[string]int64, min(per, 4096))
 	}
 	return c
 }

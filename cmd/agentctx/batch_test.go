@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 	"github.com/agentctx/agentctx/trust"
 )
 
-func writeTrust(t *testing.T, id string, keys ...trust.Key) string {
+func writeTrust(t testing.TB, id string, keys ...trust.Key) string {
 	t.Helper()
 	var jwks []json.RawMessage
 	for _, k := range keys {
@@ -120,5 +121,36 @@ func TestLoadTrustAnyIssuer(t *testing.T) {
 	}
 	if _, err := loadTrust(filepath.Join(dir, "missing"), true); err == nil {
 		t.Fatal("missing file accepted")
+	}
+}
+
+// TestVerdictOneLine: a payload with line breaks (valid JSON white space)
+// still yields a one-line verdict, with the claims intact.
+func TestVerdictOneLine(t *testing.T) {
+	now := time.Unix(1767225600, 0)
+	ed := testkeys.EdDSA("cli-batch", "k-ed")
+	trustPath := writeTrust(t, "spiffe://ex.com/a", ed.Public())
+	payload := "{\n \"iss\": \"spiffe://ex.com/a\",\r\n \"aud\": \"spiffe://ex.com/b\", \"iat\": 1767225600, \"exp\": 1767226200,\n" +
+		" \"jti\": \"0b7c5e4e-5f7a-4c1e-9d55-8b8c0f4a2e11\", \"exec_act\": \"a<b&c\", \"pred\": []\n}"
+	tok, err := ed.Sign([]byte(`{"alg":"EdDSA","kid":"k-ed","typ":"exec+jwt"}`), []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"verify", "--trust", trustPath, "--audience", "spiffe://ex.com/b", "--now", fmt.Sprint(now.Unix()), "--batch", "-"},
+		strings.NewReader(tok+"\n"+tok+"\n"), &out, &errb)
+	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("exit %d, %d lines: %q %s", code, len(lines), out.String(), errb.String())
+	}
+	var v verdict
+	if err := json.Unmarshal([]byte(lines[0]), &v); err != nil || !v.Valid {
+		t.Fatalf("%v %s", err, lines[0])
+	}
+	var c struct {
+		ExecAct string `json:"exec_act"`
+	}
+	if err := json.Unmarshal(v.Claims, &c); err != nil || c.ExecAct != "a<b&c" {
+		t.Fatalf("claims %s", v.Claims)
 	}
 }

@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -39,6 +41,25 @@ func verdictOf(res *ect.Result, err error) verdict {
 		return v
 	}
 	return verdict{Valid: true, Kind: "ect", Level: int(res.Level), Header: res.Header, Claims: res.Payload}
+}
+
+// appendVerdict appends the JSON verdict to dst. A valid verdict, the hot
+// path of --batch, is written directly: the header and payload were already
+// validated as JSON objects and are copied as they are, unless they hold
+// line breaks, which one-verdict-per-line output cannot carry.
+func appendVerdict(dst []byte, res *ect.Result, err error) []byte {
+	v := verdictOf(res, err)
+	if !v.Valid || bytes.ContainsAny(v.Header, "\r\n") || bytes.ContainsAny(v.Claims, "\r\n") || v.Header == nil {
+		b, _ := json.Marshal(v)
+		return append(dst, b...)
+	}
+	dst = append(dst, `{"valid":true,"kind":"ect","level":`...)
+	dst = strconv.AppendInt(dst, int64(v.Level), 10)
+	dst = append(dst, `,"header":`...)
+	dst = append(dst, v.Header...)
+	dst = append(dst, `,"claims":`...)
+	dst = append(dst, v.Claims...)
+	return append(dst, '}')
 }
 
 // loadTrust reads --trust: a trust file (TR-7a), or with --any-issuer a plain
@@ -134,8 +155,7 @@ func cmdVerify(e *env, args []string) error {
 	r, verr := v.Verify(ctx, tok)
 	vd := verdictOf(r, verr)
 	if *asJSON {
-		b, _ := json.Marshal(vd)
-		fmt.Fprintf(e.stdout, "%s\n", b)
+		fmt.Fprintf(e.stdout, "%s\n", appendVerdict(nil, r, verr))
 		if verr != nil {
 			return silent(1)
 		}
@@ -207,6 +227,7 @@ func verifyBatch(ctx context.Context, e *env, v *ect.Verifier, path string) erro
 	defer w.Flush()
 	tokens := make([]string, 0, batchChunk)
 	long := make([]bool, 0, batchChunk)
+	var out []byte
 	flush := func() {
 		results, errs := v.VerifyBatch(ctx, tokens, 0)
 		for i := range tokens {
@@ -214,8 +235,8 @@ func verifyBatch(ctx context.Context, e *env, v *ect.Verifier, path string) erro
 			if long[i] {
 				err = agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "line is longer than %d bytes", maxLine)
 			}
-			b, _ := json.Marshal(verdictOf(results[i], err))
-			w.Write(b)
+			out = appendVerdict(out[:0], results[i], err)
+			w.Write(out)
 			w.WriteByte('\n')
 		}
 		tokens, long = tokens[:0], long[:0]
