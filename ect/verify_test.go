@@ -214,6 +214,14 @@ func ruleCases() []ruleCase {
 			parts[1] = jws.EncodeSegment([]byte(strings.Replace(string(mustDecode(t, parts[1])), "review_spec", "review_spex", 1)))
 			return strings.Join(parts, ".")
 		}},
+		{rule: "ECT-V4", name: "unsecured alg none", code: agentctx.CodeAlgNotAllowed, claim: "alg", token: func(t testing.TB) string {
+			parts := strings.Split(signRaw(t, edKey, withHeader(set("alg", "none")), baseClaims()), ".")
+			return parts[0] + "." + parts[1] + "."
+		}},
+		{rule: "ECT-V6", name: "empty signature", code: agentctx.CodeBadSignature, token: func(t testing.TB) string {
+			parts := strings.Split(signRaw(t, edKey, header(edKey), baseClaims()), ".")
+			return parts[0] + "." + parts[1] + "."
+		}},
 		{rule: "ECT-V6", name: "ES256 valid", token: func(t testing.TB) string { return signRaw(t, ecKey, header(ecKey), baseClaims()) }},
 		claimsCase("ECT-V7", "missing aud", agentctx.CodeMissingClaim, "aud", del("aud")),
 		claimsCase("ECT-V7", "missing iat", agentctx.CodeMissingClaim, "iat", del("iat")),

@@ -112,9 +112,9 @@ func Parse(token string, maxLen int) (*Token, error) {
 	if hseg == "" || pseg == "" {
 		return nil, malformed("token has an empty header or payload segment")
 	}
-	if sseg == "" {
-		return nil, malformed("token has no signature (unsecured JWS is not accepted)")
-	}
+	// An empty signature segment is left to the later steps: an unsecured
+	// token (alg "none") fails the alg check (ECT-V4), an allowed alg fails
+	// the signature check (ECT-V6).
 	// One buffer for the three decoded segments.
 	buf := make([]byte, b64.DecodedLen(len(hseg))+b64.DecodedLen(len(pseg))+b64.DecodedLen(len(sseg)))
 	hdr, rest, err := decodeSegment(buf, hseg, "header")
