@@ -244,25 +244,52 @@ func isHex4(b []byte) bool {
 	return true
 }
 
+// open consumes the opening byte of a container at s.pos, and its closing
+// byte too when the container is empty.
+func (s *scanner) open(level int, closing byte) (empty bool, err error) {
+	if level > MaxDepth {
+		return false, s.errf("nesting deeper than %d", MaxDepth)
+	}
+	s.pos++
+	s.skipWS()
+	if s.pos < len(s.data) && s.data[s.pos] == closing {
+		s.pos++
+		return true, nil
+	}
+	return false, nil
+}
+
+// separator consumes the ',' between two elements, or the closing byte, and
+// reports whether the container ended.
+func (s *scanner) separator(closing byte) (done bool, err error) {
+	s.skipWS()
+	if s.pos >= len(s.data) {
+		return false, s.errf("unterminated %c container", closing)
+	}
+	switch s.data[s.pos] {
+	case ',':
+		s.pos++
+		return false, nil
+	case closing:
+		s.pos++
+		return true, nil
+	}
+	return false, s.errf("expected ',' or '%c'", closing)
+}
+
 func (s *scanner) object(level int, top *[]Member) error {
 	_, err := s.objectDepth(level, top)
 	return err
 }
 
 func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
-	if level > MaxDepth {
-		return 0, s.errf("nesting deeper than %d", MaxDepth)
-	}
-	s.pos++ // '{'
 	depth := 1
+	if empty, err := s.open(level, '}'); empty || err != nil {
+		return depth, err
+	}
 	var small [16]string
 	names := small[:0]
 	var seen map[string]struct{}
-	s.skipWS()
-	if s.pos < len(s.data) && s.data[s.pos] == '}' {
-		s.pos++
-		return depth, nil
-	}
 	for {
 		s.skipWS()
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
@@ -313,32 +340,16 @@ func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
 		if top != nil {
 			*top = append(*top, Member{Name: name, Value: s.data[vstart:s.pos], Kind: k})
 		}
-		s.skipWS()
-		if s.pos >= len(s.data) {
-			return 0, s.errf("unterminated object")
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case '}':
-			s.pos++
-			return depth, nil
-		default:
-			return 0, s.errf("expected ',' or '}'")
+		if done, err := s.separator('}'); done || err != nil {
+			return depth, err
 		}
 	}
 }
 
 func (s *scanner) array(level int) (int, error) {
-	if level > MaxDepth {
-		return 0, s.errf("nesting deeper than %d", MaxDepth)
-	}
-	s.pos++ // '['
 	depth := 1
-	s.skipWS()
-	if s.pos < len(s.data) && s.data[s.pos] == ']' {
-		s.pos++
-		return depth, nil
+	if empty, err := s.open(level, ']'); empty || err != nil {
+		return depth, err
 	}
 	for {
 		s.skipWS()
@@ -349,18 +360,8 @@ func (s *scanner) array(level int) (int, error) {
 		if d+1 > depth {
 			depth = d + 1
 		}
-		s.skipWS()
-		if s.pos >= len(s.data) {
-			return 0, s.errf("unterminated array")
-		}
-		switch s.data[s.pos] {
-		case ',':
-			s.pos++
-		case ']':
-			s.pos++
-			return depth, nil
-		default:
-			return 0, s.errf("expected ',' or ']'")
+		if done, err := s.separator(']'); done || err != nil {
+			return depth, err
 		}
 	}
 }
