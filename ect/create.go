@@ -89,14 +89,7 @@ func Payload(c *Claims, now time.Time) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	checked, err := parseClaims(members, false)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkFormats(checked, DefaultMaxPred); err != nil {
-		return nil, err
-	}
-	return payload, nil
+	return payload, checkPayload(members)
 }
 
 // NewID returns a new random UUID (version 4, lower case) for a jti or a wid.

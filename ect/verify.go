@@ -13,6 +13,8 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/dag"
+	"github.com/agentctx/agentctx/internal/claims"
+	"github.com/agentctx/agentctx/internal/envelope"
 	"github.com/agentctx/agentctx/internal/jsonx"
 	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/wire"
@@ -60,7 +62,8 @@ type Config struct {
 
 // Verifier verifies ECTs. It is safe for concurrent use.
 type Verifier struct {
-	cfg Config
+	cfg    Config
+	opener envelope.Opener
 }
 
 // ErrConfig is wrapped by every configuration error of NewVerifier.
@@ -98,7 +101,11 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Replay == nil {
 		cfg.Replay = NewReplayCache(DefaultReplayCapacity)
 	}
-	return &Verifier{cfg: cfg}, nil
+	legacyTyp := LegacyTyp
+	if cfg.NoLegacy {
+		legacyTyp = ""
+	}
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust}}, nil
 }
 
 // Verify runs the real-time verification procedure ECT-V1..ECT-V13 on token,
@@ -153,6 +160,16 @@ func (v *Verifier) checkDAG(ctx context.Context, c *Claims) error {
 	return v.cfg.DAG.Validate(ctx, n)
 }
 
+// rules are the rule IDs ECT reports for the shared claims.
+var rules = claims.Rules{
+	claims.Iss: "ECT-C1", claims.Aud: "ECT-C2", claims.Iat: "ECT-C3", claims.Exp: "ECT-C4",
+	claims.Nbf: "ECT-C12", claims.Jti: "ECT-C5", claims.Wid: "ECT-C6", claims.ExecAct: "ECT-C7",
+	claims.Pred: "ECT-C8", claims.InpHash: "ECT-C9", claims.OutHash: "ECT-C10",
+}
+
+// signer: an ECT is signed by its issuer (ECT-V5).
+var signer = claims.SignerFrom("iss", "ECT-C1")
+
 // verifyStateless applies ECT-V1..ECT-V11 and the level policy.
 func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.Time) (*Result, error) {
 	cfg := &v.cfg
@@ -178,58 +195,33 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.T
 		}
 		res.Level, res.Payload, members = L1, payload, ms
 	} else {
-		t, err := jws.Parse(token, cfg.MaxLength)
+		// ECT-V1..ECT-V6
+		t, err := v.opener.Open(ctx, token, signer)
 		if err != nil {
-			return nil, err
-		}
-		// ECT-V3
-		if err := v.checkTyp(&t.Header); err != nil {
-			return nil, err
-		}
-		// ECT-V4
-		if err := t.CheckAlg(); err != nil {
-			return nil, err
-		}
-		// ECT-V5
-		if !t.Header.HasKid || !t.Header.KidIsString || t.Header.Kid == "" {
-			return nil, claimErr(agentctx.CodeUnknownKey, "ECT-V5", "kid", "header has no kid; a key ID is required to find the key")
-		}
-		iss, err := issuerForKey(t.Members)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := cfg.Trust.ResolveKey(ctx, iss, t.Header.Kid, t.Header.Alg)
-		if err != nil {
-			return nil, err
-		}
-		// ECT-V6
-		if err := jws.Verify(t.Header.Alg, pub, t.SigningInput, t.Signature); err != nil {
-			if errors.Is(err, jws.ErrKeyAlgMismatch) {
-				return nil, claimErr(agentctx.CodeUnknownKey, "ECT-V5", "alg", "trusted key %q does not match alg %s", t.Header.Kid, t.Header.Alg)
-			}
 			return nil, err
 		}
 		res.Level, res.Alg, res.KeyID, res.Header, res.Payload = L2, t.Header.Alg, t.Header.Kid, t.Header.Raw, t.Payload
 		members = t.Members
 	}
 	// ECT-V7
-	c, err := parseClaims(members, !cfg.NoLegacy)
+	set, err := parseClaims(members, !cfg.NoLegacy)
+	if err != nil {
+		return nil, err
+	}
+	// ECT-V8, ECT-V9
+	if err := set.CheckTimes(now, cfg.Skew, cfg.MaxAge); err != nil {
+		return nil, err
+	}
+	// ECT-V10
+	if err := set.CheckAudience(cfg.Audience); err != nil {
+		return nil, err
+	}
+	// ECT-V11
+	c, err := formatClaims(set, cfg.MaxPred, !cfg.NoLegacy)
 	if err != nil {
 		return nil, err
 	}
 	res.Claims = c
-	// ECT-V8, ECT-V9
-	if err := checkTimes(c, now, cfg.Skew, cfg.MaxAge); err != nil {
-		return nil, err
-	}
-	// ECT-V10
-	if !slices.Contains(c.Audience, cfg.Audience) {
-		return nil, claimErr(agentctx.CodeAudienceMismatch, "ECT-V10", "aud", "audience does not include %q", cfg.Audience)
-	}
-	// ECT-V11
-	if err := checkFormats(c, cfg.MaxPred); err != nil {
-		return nil, err
-	}
 	if cfg.MinLevel > res.Level {
 		// SPEC: ECT-L3 a token is L3 only with a ledger receipt, which this verifier does not hold.
 		return nil, claimErr(agentctx.CodeLevelTooLow, "ECT-L3", "", "token is L%d, the minimum level is L%d (a ledger receipt is needed)", res.Level, cfg.MinLevel)
@@ -237,215 +229,52 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.T
 	return res, nil
 }
 
-func (v *Verifier) checkTyp(h *jws.Header) error {
-	if !h.HasTyp || !h.TypIsString {
-		return claimErr(agentctx.CodeInvalidTyp, "ECT-V3", "typ", "header has no typ string; an ECT has typ %q", Typ)
+// parseClaims applies ECT-V7: required claims present, JSON types right,
+// exp after iat.
+func parseClaims(members []jsonx.Member, legacy bool) (*claims.Set, error) {
+	set, err := claims.Parse(members, legacy, rules)
+	if err != nil {
+		return nil, err
 	}
-	// SPEC: ECT-H1 exec+jwt, legacy wimse-exec+jwt; comparison per RFC 7515 §4.1.9.
-	if jws.TypMatches(h.Typ, Typ) || (!v.cfg.NoLegacy && jws.TypMatches(h.Typ, LegacyTyp)) {
+	for _, m := range set.Rest {
+		if m.Name == "ect_ext" && m.Kind != jsonx.Object {
+			return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ect_ext", "ect_ext must be a JSON object")
+		}
+	}
+	if err := set.Require(rules, claims.Iss, claims.Aud, claims.Iat, claims.Exp, claims.Jti, claims.ExecAct, claims.Pred); err != nil {
+		return nil, err
+	}
+	if err := set.CheckExpAfterIat(rules); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// readExt sets c.Ext from ect_ext (or legacy ext) and applies ECT-C11 and
+// ECT-C14 (ECT-V11).
+func readExt(c *Claims, rest []jsonx.Member, legacy bool) error {
+	var ext *jsonx.Member
+	for i := range rest {
+		switch {
+		case rest[i].Name == "ect_ext":
+			ext = &rest[i]
+		case rest[i].Name == "ext" && legacy && ext == nil:
+			// SPEC: ECT-C11 ext is accepted when ect_ext is absent [legacy, -00].
+			if rest[i].Kind != jsonx.Object {
+				return claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ext", "ext must be a JSON object")
+			}
+			ext = &rest[i]
+		}
+	}
+	if ext == nil {
 		return nil
 	}
-	return claimErr(agentctx.CodeInvalidTyp, "ECT-V3", "typ", "typ %q is not an ECT (%s)", h.Typ, Typ)
-}
-
-// issuerForKey reads iss, which the key look-up of ECT-V5 needs before the
-// signature is checked. A missing or non-string iss fails as ECT-V7 would.
-func issuerForKey(members []jsonx.Member) (string, error) {
-	for _, m := range members {
-		if m.Name == "iss" {
-			s, ok := wire.String(m)
-			if !ok || s == "" {
-				return "", claimErr(agentctx.CodeInvalidClaim, "ECT-C1", "iss", "iss must be a non-empty string")
-			}
-			return s, nil
-		}
-	}
-	return "", claimErr(agentctx.CodeMissingClaim, "ECT-C1", "iss", "required claim is missing")
-}
-
-// parseClaims applies ECT-V7: required claims present, JSON types right.
-func parseClaims(members []jsonx.Member, legacy bool) (*Claims, error) {
-	c := &Claims{}
-	var have struct{ iss, aud, iat, exp, jti, execAct, pred bool }
-	var par, ext *jsonx.Member
-	var hasExt bool
-	for i := range members {
-		m := &members[i]
-		var ok bool
-		switch m.Name {
-		case "iss":
-			have.iss = true
-			c.Issuer, ok = wire.String(*m)
-			if !ok || c.Issuer == "" {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C1", "iss", "iss must be a non-empty string")
-			}
-		case "aud":
-			have.aud = true
-			c.Audience, ok = wire.Audience(*m)
-			if !ok || len(c.Audience) == 0 || slices.Contains(c.Audience, "") {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C2", "aud", "aud must be a non-empty string or a non-empty array of non-empty strings")
-			}
-		case "iat":
-			have.iat = true
-			t, ok := wire.NumericDate(*m)
-			if !ok {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C3", "iat", "iat must be an integer NumericDate")
-			}
-			c.IssuedAt = time.Unix(t, 0)
-		case "exp":
-			have.exp = true
-			t, ok := wire.NumericDate(*m)
-			if !ok {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C4", "exp", "exp must be an integer NumericDate")
-			}
-			c.Expiry = time.Unix(t, 0)
-		case "nbf":
-			t, ok := wire.NumericDate(*m)
-			if !ok {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C12", "nbf", "nbf must be an integer NumericDate")
-			}
-			c.NotBefore = time.Unix(t, 0)
-		case "jti":
-			have.jti = true
-			if c.ID, ok = wire.String(*m); !ok {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C5", "jti", "jti must be a string")
-			}
-		case "wid":
-			if c.WorkflowID, ok = wire.String(*m); !ok || c.WorkflowID == "" {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C6", "wid", "wid must be a UUID string")
-			}
-		case "exec_act":
-			have.execAct = true
-			if c.ExecAct, ok = wire.String(*m); !ok {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C7", "exec_act", "exec_act must be a string")
-			}
-		case "pred":
-			have.pred = true
-			if m.Kind != jsonx.Array {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "pred", "pred must be an array of strings")
-			}
-			if c.Pred, ok = jsonx.DecodeStrings(m.Value); !ok {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "pred", "pred must be an array of strings")
-			}
-		case "par":
-			par = m
-		case "inp_hash":
-			if c.InputHash, ok = wire.String(*m); !ok || c.InputHash == "" {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C9", "inp_hash", "inp_hash must be a hash value string")
-			}
-		case "out_hash":
-			if c.OutputHash, ok = wire.String(*m); !ok || c.OutputHash == "" {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C10", "out_hash", "out_hash must be a hash value string")
-			}
-		case "ect_ext":
-			hasExt = true
-			if m.Kind != jsonx.Object {
-				return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ect_ext", "ect_ext must be a JSON object")
-			}
-			c.Ext = m.Value
-		case "ext":
-			ext = m
-		}
-	}
-	if !have.pred && legacy && par != nil {
-		// SPEC: ECT-C8 par is accepted when pred is absent [legacy, -00].
-		have.pred = true
-		var ok bool
-		if par.Kind != jsonx.Array {
-			return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "par", "par must be an array of strings")
-		}
-		if c.Pred, ok = jsonx.DecodeStrings(par.Value); !ok {
-			return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "par", "par must be an array of strings")
-		}
-	}
-	if !hasExt && legacy && ext != nil {
-		// SPEC: ECT-C11 ext is accepted when ect_ext is absent [legacy, -00].
-		if ext.Kind != jsonx.Object {
-			return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ext", "ext must be a JSON object")
-		}
-		c.Ext = ext.Value
-	}
-	for _, r := range [...]struct {
-		ok          bool
-		claim, rule string
-	}{
-		{have.iss, "iss", "ECT-C1"}, {have.aud, "aud", "ECT-C2"}, {have.iat, "iat", "ECT-C3"},
-		{have.exp, "exp", "ECT-C4"}, {have.jti, "jti", "ECT-C5"}, {have.execAct, "exec_act", "ECT-C7"},
-		{have.pred, "pred", "ECT-C8"},
-	} {
-		if !r.ok {
-			return nil, claimErr(agentctx.CodeMissingClaim, r.rule, r.claim, "required claim is missing")
-		}
-	}
-	// SPEC: ECT-C4 exp > iat.
-	if !c.Expiry.After(c.IssuedAt) {
-		return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C4", "exp", "exp must be after iat")
-	}
-	if c.Pred == nil {
-		c.Pred = []string{}
-	}
-	return c, nil
-}
-
-// checkTimes applies ECT-V8 and ECT-V9 as of now.
-func checkTimes(c *Claims, now time.Time, skew, maxAge time.Duration) error {
-	if !c.Expiry.Add(skew).After(now) {
-		return claimErr(agentctx.CodeExpired, "ECT-V8", "exp", "token expired %s ago", now.Sub(c.Expiry).Round(time.Second))
-	}
-	if !c.NotBefore.IsZero() && c.NotBefore.After(now.Add(skew)) {
-		return claimErr(agentctx.CodeNotYetValid, "ECT-V8", "nbf", "token is not valid for another %s", c.NotBefore.Sub(now).Round(time.Second))
-	}
-	if c.IssuedAt.After(now.Add(skew)) {
-		return claimErr(agentctx.CodeIATInFuture, "ECT-V9", "iat", "token issued %s in the future", c.IssuedAt.Sub(now).Round(time.Second))
-	}
-	if c.IssuedAt.Before(now.Add(-maxAge)) {
-		return claimErr(agentctx.CodeTooOld, "ECT-V9", "iat", "token issued %s ago, the limit is %s", now.Sub(c.IssuedAt).Round(time.Second), maxAge)
-	}
-	return nil
+	c.Ext = ext.Value
+	return checkExt(c)
 }
 
 // The values of ect_ext.pol_decision (ECT-C14).
 var polDecisions = []string{"approved", "rejected", "pending_human_review"}
-
-// checkFormats applies ECT-V11.
-func checkFormats(c *Claims, maxPred int) error {
-	if !wire.IsUUID(c.ID) {
-		return claimErr(agentctx.CodeInvalidClaim, "ECT-C5", "jti", "jti %q is not a UUID", c.ID)
-	}
-	if c.WorkflowID != "" && !wire.IsUUID(c.WorkflowID) {
-		return claimErr(agentctx.CodeInvalidClaim, "ECT-C6", "wid", "wid %q is not a UUID", c.WorkflowID)
-	}
-	if !wire.IsActionString(c.ExecAct) {
-		return claimErr(agentctx.CodeInvalidClaim, "ECT-C7", "exec_act", "exec_act must be 1..256 bytes without control characters")
-	}
-	// SPEC: ECT-C8, DAG-7 fan-in limit.
-	if len(c.Pred) > maxPred {
-		return claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "pred", "pred has %d entries, the limit is %d", len(c.Pred), maxPred)
-	}
-	for i, p := range c.Pred {
-		if !wire.IsUUID(p) {
-			return claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "pred", "pred entry %q is not a UUID", p)
-		}
-		if strings.EqualFold(p, c.ID) {
-			return claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "pred", "pred names the token's own jti")
-		}
-		for _, q := range c.Pred[:i] {
-			if strings.EqualFold(p, q) {
-				return claimErr(agentctx.CodeInvalidClaim, "ECT-C8", "pred", "pred lists %q twice", p)
-			}
-		}
-	}
-	if c.InputHash != "" && !wire.IsHash(c.InputHash) {
-		return claimErr(agentctx.CodeInvalidClaim, "ECT-C9", "inp_hash", "inp_hash is not a base64url SHA-256 hash value (43 characters)")
-	}
-	if c.OutputHash != "" && !wire.IsHash(c.OutputHash) {
-		return claimErr(agentctx.CodeInvalidClaim, "ECT-C10", "out_hash", "out_hash is not a base64url SHA-256 hash value (43 characters)")
-	}
-	if c.Ext != nil {
-		return checkExt(c)
-	}
-	return nil
-}
 
 // checkExt applies the ect_ext limits of ECT-C11 and the policy keys of
 // ECT-C14.
@@ -529,4 +358,31 @@ func (v *Verifier) VerifyBatch(ctx context.Context, tokens []string, workers int
 		}
 	}
 	return results, errs
+}
+
+// formatClaims applies the format rules of ECT-V11 and returns the claims.
+func formatClaims(set *claims.Set, maxPred int, legacy bool) (*Claims, error) {
+	if err := set.CheckFormats(rules, maxPred); err != nil {
+		return nil, err
+	}
+	if !wire.IsActionString(set.ExecAct) {
+		return nil, claimErr(agentctx.CodeInvalidClaim, "ECT-C7", "exec_act", "exec_act must be 1..256 bytes without control characters")
+	}
+	c := &Claims{
+		Issuer: set.Iss, Audience: set.Aud, IssuedAt: set.Iat, Expiry: set.Exp, NotBefore: set.Nbf,
+		ID: set.Jti, WorkflowID: set.Wid, ExecAct: set.ExecAct, Pred: set.Pred,
+		InputHash: set.InpHash, OutputHash: set.OutHash,
+	}
+	return c, readExt(c, set.Rest, legacy)
+}
+
+// checkPayload applies the claim rules of verification (ECT-V7, ECT-V11) to
+// a payload about to be signed (ECT-K1).
+func checkPayload(members []jsonx.Member) error {
+	set, err := parseClaims(members, false)
+	if err != nil {
+		return err
+	}
+	_, err = formatClaims(set, DefaultMaxPred, false)
+	return err
 }
