@@ -14,6 +14,7 @@ import (
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/testkeys"
+	"github.com/agentctx/agentctx/replay"
 	"github.com/agentctx/agentctx/trust"
 )
 
@@ -69,7 +70,7 @@ func BenchmarkVerify(b *testing.B) {
 				if i%n == 0 { // fresh replay cache per round of distinct tokens
 					b.StopTimer()
 					var err error
-					v, err = ect.NewVerifier(ect.Config{Trust: set, Audience: "spiffe://example.com/agent/b", Clock: func() time.Time { return now }, Replay: ect.NewReplayCache(2 * n)})
+					v, err = ect.NewVerifier(ect.Config{Trust: set, Audience: "spiffe://example.com/agent/b", Clock: func() time.Time { return now }, Replay: replay.New(2 * n)})
 					if err != nil {
 						b.Fatal(err)
 					}

@@ -37,14 +37,13 @@ const (
 
 // Defaults of the profile. Each has a Config field that overrides it.
 const (
-	DefaultLifetime       = 600 * time.Second // ECT-C4
-	DefaultSkew           = 60 * time.Second  // exp, nbf and iat checks
-	DefaultMaxAge         = 900 * time.Second // ECT-V9
-	DefaultMaxPred        = 100               // ECT-C8, DAG-7
-	DefaultMaxLength      = 8192              // ECT-V1, bytes
-	DefaultReplayCapacity = 1 << 20           // ECT-V12, entries
-	MaxExtSize            = 4096              // ECT-C11, bytes of the serialized ect_ext
-	MaxExtDepth           = 5                 // ECT-C11, the object itself is depth 1
+	DefaultLifetime  = 600 * time.Second // ECT-C4
+	DefaultSkew      = 60 * time.Second  // exp, nbf and iat checks
+	DefaultMaxAge    = 900 * time.Second // ECT-V9
+	DefaultMaxPred   = 100               // ECT-C8, DAG-7
+	DefaultMaxLength = 8192              // ECT-V1, bytes
+	MaxExtSize       = 4096              // ECT-C11, bytes of the serialized ect_ext
+	MaxExtDepth      = 5                 // ECT-C11, the object itself is depth 1
 )
 
 // Level is an assurance level (spec/ect.md "Assurance levels").

@@ -18,6 +18,7 @@ import (
 	"github.com/agentctx/agentctx/internal/jsonx"
 	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/wire"
+	"github.com/agentctx/agentctx/replay"
 	"github.com/agentctx/agentctx/trust"
 )
 
@@ -54,7 +55,7 @@ type Config struct {
 	// Replay is the replay cache (ECT-V12). nil gives the verifier its own
 	// cache of DefaultReplayCapacity entries; share one cache between
 	// verifiers that must not accept the same token twice.
-	Replay *ReplayCache
+	Replay *replay.Cache
 	// DAG, when set, validates each verified token's place in its workflow
 	// (ECT-V13).
 	DAG dag.Validator
@@ -99,7 +100,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		cfg.MaxLength = DefaultMaxLength
 	}
 	if cfg.Replay == nil {
-		cfg.Replay = NewReplayCache(DefaultReplayCapacity)
+		cfg.Replay = replay.New(replay.DefaultCapacity)
 	}
 	legacyTyp := LegacyTyp
 	if cfg.NoLegacy {

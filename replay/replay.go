@@ -1,4 +1,7 @@
-package ect
+// Package replay is the bounded replay cache of the verification procedure
+// (ECT-V12, and ACT-V5 for records): a task is accepted once within its
+// validity window, scoped by workflow.
+package replay
 
 import (
 	"strings"
@@ -8,31 +11,34 @@ import (
 	"github.com/agentctx/agentctx"
 )
 
-const replayShards = 16
+const numShards = 16
 
-// ReplayCache remembers the tokens a verifier accepted until they expire
+// DefaultCapacity is the capacity verifiers use when given no cache.
+const DefaultCapacity = 1 << 20
+
+// Cache remembers the tokens a verifier accepted until they expire
 // (ECT-V12). It is bounded: it evicts only expired entries, and when it is
 // full of live ones it refuses new tokens with replay_cache_full instead of
 // forgetting a live entry [decision]. It is safe for concurrent use.
-type ReplayCache struct {
-	shards [replayShards]replayShard
+type Cache struct {
+	shards [numShards]shard
 }
 
-type replayShard struct {
+type shard struct {
 	mu       sync.Mutex
 	capacity int
 	live     map[string]int64 // scope key -> expiry (unix seconds)
 	byExpiry expiryHeap
 }
 
-// NewReplayCache returns a cache holding at most capacity live entries
-// (at least replayShards). Memory is proportional to the entries held.
-func NewReplayCache(capacity int) *ReplayCache {
-	per := (capacity + replayShards - 1) / replayShards
+// New returns a cache holding at most capacity live entries
+// (rounded up to a multiple of 16). Memory is proportional to the entries held.
+func New(capacity int) *Cache {
+	per := (capacity + numShards - 1) / numShards
 	if per < 1 {
 		per = 1
 	}
-	c := &ReplayCache{}
+	c := &Cache{}
 	for i := range c.shards {
 		c.shards[i].capacity = per
 		// Small caches are allocated whole up front; large ones grow.
@@ -44,13 +50,13 @@ func NewReplayCache(capacity int) *ReplayCache {
 // Add records the task (wid, jti), valid until until, as seen at now. It
 // returns a replay error when the same task (jti within wid, or globally
 // without wid) is still live, and replay_cache_full when no room is left.
-func (c *ReplayCache) Add(wid, jti string, until, now time.Time) error {
+func (c *Cache) Add(wid, jti string, until, now time.Time) error {
 	key := strings.ToLower(wid) + "\x00" + strings.ToLower(jti) // UUIDs compare case-insensitively
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h = (h ^ uint32(key[i])) * 16777619
 	}
-	s := &c.shards[h%replayShards]
+	s := &c.shards[h%numShards]
 	nowU, untilU := now.Unix(), until.Unix()
 	s.mu.Lock()
 	defer s.mu.Unlock()
