@@ -119,7 +119,7 @@ func cmdECTCreate(e *env, args []string) error {
 	c.IssuedAt, c.Expiry = t, t.Add(*lifetime)
 	tok, err := ect.Create(key, c, t)
 	if err != nil {
-		return usagef("", "the token would not verify, so it was not signed: %v", err)
+		return usagef("", "the token would not verify, so it was not signed: %s", describe(err))
 	}
 	fmt.Fprintln(e.stdout, tok)
 	return nil

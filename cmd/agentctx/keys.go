@@ -107,9 +107,10 @@ func cmdKeysPublic(e *env, args []string) error {
 }
 
 func cmdKeysTrust(e *env, args []string) error {
-	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX) PUBFILE...")
+	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX) [--merge TRUSTFILE] PUBFILE...")
 	id := fs.String("id", "", "the exact issuer these keys sign for")
 	prefix := fs.String("prefix", "", `an issuer prefix ending in "/" or ":" these keys sign for`)
+	merge := fs.String("merge", "", "an existing trust file to add this entry to (the result is printed; the file is not changed)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -140,7 +141,27 @@ func cmdKeysTrust(e *env, args []string) error {
 		}
 		entry.Keys = append(entry.Keys, j)
 	}
-	out, err := json.MarshalIndent(map[string]any{"issuers": []any{entry}}, "", "  ")
+	issuers := []any{}
+	if *merge != "" {
+		data, err := os.ReadFile(*merge)
+		if err != nil {
+			return usagef("", "%v", err)
+		}
+		if _, err := trust.ParseFile(data); err != nil {
+			return usagef("", "%s: %v", *merge, err)
+		}
+		var old struct {
+			Issuers []json.RawMessage `json:"issuers"`
+		}
+		if err := json.Unmarshal(data, &old); err != nil {
+			return usagef("", "%s: %v", *merge, err)
+		}
+		for _, o := range old.Issuers {
+			issuers = append(issuers, o)
+		}
+	}
+	issuers = append(issuers, entry)
+	out, err := json.MarshalIndent(map[string]any{"issuers": issuers}, "", "  ")
 	if err != nil {
 		return failf("%v", err)
 	}

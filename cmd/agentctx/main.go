@@ -7,6 +7,7 @@
 //	agentctx keys public FILE
 //	agentctx keys trust --id ISSUER|--prefix PREFIX PUBFILE...
 //	agentctx ect create --key FILE --iss ISS --aud AUD --exec-act ACT [flags]
+//	agentctx act mandate|delegate|record ...
 //	agentctx inspect [TOKEN|-]
 //	agentctx verify --trust FILE --audience ID [flags] [TOKEN|-]
 //	agentctx demo
@@ -24,6 +25,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/agentctx/agentctx"
 )
 
 func main() {
@@ -68,8 +71,11 @@ Usage:
   agentctx keys public FILE
   agentctx keys trust (--id ISSUER | --prefix PREFIX) PUBFILE...
   agentctx ect create --key FILE --iss ISS --aud AUD --exec-act ACT [--pred JTI]... [flags]
+  agentctx act mandate --key FILE --iss ISS --sub SUB --aud AUD --purpose TEXT --cap ACTION[=JSON]... [flags]
+  agentctx act delegate --key FILE --parent CHAIN --sub SUB --aud AUD --cap ACTION[=JSON]... [flags]
+  agentctx act record --key FILE --mandate CHAIN --exec-act ACTION --status STATUS [flags]
   agentctx inspect [TOKEN|-]
-  agentctx verify --trust FILE --audience ID [--json] [--batch FILE|-] [TOKEN|-]
+  agentctx verify --trust FILE --audience ID [--kind ect|act] [--json] [--batch FILE|-] [TOKEN|-]
   agentctx demo
 
 Run "agentctx COMMAND -h" for the flags of a command.
@@ -80,6 +86,7 @@ var commands = map[string]func(e *env, args []string) error{
 	"keygen":  cmdKeygen,
 	"keys":    cmdKeys,
 	"ect":     cmdECT,
+	"act":     cmdACT,
 	"inspect": cmdInspect,
 	"verify":  cmdVerify,
 	"demo":    cmdDemo,
@@ -155,6 +162,15 @@ func (s *stringList) String() string { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error {
 	*s = append(*s, v)
 	return nil
+}
+
+// describe renders err with its code and rule when it carries them.
+func describe(err error) string {
+	var e *agentctx.Error
+	if errors.As(err, &e) {
+		return fmt.Sprintf("%v [%s, %s]", err, e.Code, e.Rule)
+	}
+	return err.Error()
 }
 
 // readInput returns the token from the single argument, "-" or no argument

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -42,6 +43,24 @@ func TestScripts(t *testing.T) {
 				}
 				if got != want {
 					ts.Fatalf("exit status %d, want %d", got, want)
+				}
+			},
+			// join OUT SEP FILE...: write the files' trimmed contents joined by SEP
+			// (Go escapes allowed).
+			"join": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 3 {
+					ts.Fatalf("usage: join OUT SEP FILE...")
+				}
+				sep, err := strconv.Unquote(`"` + args[1] + `"`) // "\n" is a newline
+				if err != nil {
+					ts.Fatalf("join: separator: %v", err)
+				}
+				var parts []string
+				for _, f := range args[2:] {
+					parts = append(parts, strings.TrimSpace(ts.ReadFile(f)))
+				}
+				if err := os.WriteFile(ts.MkAbs(args[0]), []byte(strings.Join(parts, sep)+"\n"), 0o644); err != nil {
+					ts.Fatalf("join: %v", err)
 				}
 			},
 			// perm FILE MODE: require the file's permission bits.

@@ -14,52 +14,138 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/trust"
 )
 
 // verdict is the --json output of verify, one per token.
 type verdict struct {
-	Valid   bool            `json:"valid"`
-	Kind    string          `json:"kind,omitempty"`
-	Level   int             `json:"level,omitempty"`
-	Header  json.RawMessage `json:"header,omitempty"`
-	Claims  json.RawMessage `json:"claims,omitempty"`
-	Code    agentctx.Code   `json:"code,omitempty"`
-	Rule    string          `json:"rule,omitempty"`
-	Claim   string          `json:"claim,omitempty"`
-	Message string          `json:"message,omitempty"`
+	Valid           bool            `json:"valid"`
+	Kind            string          `json:"kind,omitempty"`
+	Level           int             `json:"level,omitempty"`
+	Header          json.RawMessage `json:"header,omitempty"`
+	Claims          json.RawMessage `json:"claims,omitempty"`
+	DelegationDepth *int            `json:"delegation_depth,omitempty"`
+	MandateVerified *bool           `json:"mandate_verified,omitempty"`
+	Code            agentctx.Code   `json:"code,omitempty"`
+	Rule            string          `json:"rule,omitempty"`
+	Claim           string          `json:"claim,omitempty"`
+	Message         string          `json:"message,omitempty"`
+
+	summary string // the human-readable line of a valid verdict
 }
 
-func verdictOf(res *ect.Result, err error) verdict {
-	if err != nil {
-		v := verdict{Code: agentctx.CodeOf(err), Message: err.Error()}
-		var e *agentctx.Error
-		if errors.As(err, &e) {
-			v.Rule, v.Claim, v.Message = e.Rule, e.Claim, e.Message
-		}
-		return v
+func failed(err error) verdict {
+	v := verdict{Code: agentctx.CodeOf(err), Message: err.Error()}
+	var e *agentctx.Error
+	if errors.As(err, &e) {
+		v.Rule, v.Claim, v.Message = e.Rule, e.Claim, e.Message
 	}
-	return verdict{Valid: true, Kind: "ect", Level: int(res.Level), Header: res.Header, Claims: res.Payload}
+	return v
 }
 
-// appendVerdict appends the JSON verdict to dst. A valid verdict, the hot
-// path of --batch, is written directly: the header and payload were already
-// validated as JSON objects and are copied as they are, unless they hold
-// line breaks, which one-verdict-per-line output cannot carry.
-func appendVerdict(dst []byte, res *ect.Result, err error) []byte {
-	v := verdictOf(res, err)
-	if !v.Valid || bytes.ContainsAny(v.Header, "\r\n") || bytes.ContainsAny(v.Claims, "\r\n") || v.Header == nil {
+func ectVerdict(res *ect.Result, err error) verdict {
+	if err != nil {
+		return failed(err)
+	}
+	c := res.Claims
+	return verdict{Valid: true, Kind: "ect", Level: int(res.Level), Header: res.Header, Claims: res.Payload,
+		summary: fmt.Sprintf("valid ect L%d jti=%s iss=%s exec_act=%s", res.Level, c.ID, c.Issuer, c.ExecAct)}
+}
+
+func actVerdict(res *act.Result, err error) verdict {
+	if err != nil {
+		return failed(err)
+	}
+	depth := res.DelegationDepth()
+	v := verdict{Valid: true, Kind: "act-mandate", Header: res.Header, Claims: res.Payload, DelegationDepth: &depth}
+	m := res.Mandate
+	v.summary = fmt.Sprintf("valid act-mandate jti=%s iss=%s sub=%s delegation_depth=%d", m.ID, m.Issuer, m.Subject, depth)
+	if res.Phase == act.PhaseRecord {
+		verified := res.MandateVerified
+		v.Kind, v.MandateVerified = "act-record", &verified
+		v.summary = fmt.Sprintf("valid act-record jti=%s sub=%s exec_act=%s status=%s mandate_verified=%t", m.ID, m.Subject, res.Record.ExecAct, res.Record.Status, verified)
+	}
+	return v
+}
+
+// appendVerdict appends v as one line of JSON to dst. A valid verdict, the
+// hot path of --batch, is written directly: the header and payload were
+// already validated as JSON objects and are copied as they are, unless they
+// hold line breaks, which one-verdict-per-line output cannot carry.
+func appendVerdict(dst []byte, v verdict) []byte {
+	if !v.Valid || v.Header == nil || bytes.ContainsAny(v.Header, "\r\n") || bytes.ContainsAny(v.Claims, "\r\n") {
 		b, _ := json.Marshal(v)
 		return append(dst, b...)
 	}
-	dst = append(dst, `{"valid":true,"kind":"ect","level":`...)
-	dst = strconv.AppendInt(dst, int64(v.Level), 10)
+	dst = append(dst, `{"valid":true,"kind":"`...)
+	dst = append(dst, v.Kind...)
+	dst = append(dst, '"')
+	if v.Level != 0 {
+		dst = append(dst, `,"level":`...)
+		dst = strconv.AppendInt(dst, int64(v.Level), 10)
+	}
 	dst = append(dst, `,"header":`...)
 	dst = append(dst, v.Header...)
 	dst = append(dst, `,"claims":`...)
 	dst = append(dst, v.Claims...)
+	if v.DelegationDepth != nil {
+		dst = append(dst, `,"delegation_depth":`...)
+		dst = strconv.AppendInt(dst, int64(*v.DelegationDepth), 10)
+	}
+	if v.MandateVerified != nil {
+		dst = append(dst, `,"mandate_verified":`...)
+		dst = strconv.AppendBool(dst, *v.MandateVerified)
+	}
 	return append(dst, '}')
+}
+
+// splitLine splits "token[,supporting,...]" into the token and its
+// supporting tokens, white space around each removed.
+func splitLine(line string) (string, []string) {
+	parts := strings.Split(line, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	if len(parts) == 1 {
+		return parts[0], nil
+	}
+	return parts[0], parts[1:]
+}
+
+// batchVerifier verifies a chunk of input lines, returning one verdict per
+// line in order.
+type batchVerifier func(ctx context.Context, lines []string) []verdict
+
+func ectBatch(v *ect.Verifier) batchVerifier {
+	return func(ctx context.Context, lines []string) []verdict {
+		toks := make([]string, len(lines))
+		for i, l := range lines {
+			toks[i], _ = splitLine(l) // supporting tokens are for ACT chains
+		}
+		res, errs := v.VerifyBatch(ctx, toks, 0)
+		out := make([]verdict, len(lines))
+		for i := range lines {
+			out[i] = ectVerdict(res[i], errs[i])
+		}
+		return out
+	}
+}
+
+func actBatch(v *act.Verifier, phase act.Phase) batchVerifier {
+	return func(ctx context.Context, lines []string) []verdict {
+		toks, sup := make([]string, len(lines)), make([][]string, len(lines))
+		for i, l := range lines {
+			toks[i], sup[i] = splitLine(l)
+		}
+		res, errs := v.VerifyBatch(ctx, toks, sup, phase, 0)
+		out := make([]verdict, len(lines))
+		for i := range lines {
+			out[i] = actVerdict(res[i], errs[i])
+		}
+		return out
+	}
 }
 
 // loadTrust reads --trust: a trust file (TR-7a), or with --any-issuer a plain
@@ -98,26 +184,20 @@ func loadTrust(path string, anyIssuer bool) (trust.Resolver, error) {
 }
 
 func cmdVerify(e *env, args []string) error {
-	fs := newFlags(e, "verify", "verify --trust FILE --audience ID [--kind ect|act] [--now UNIX] [--min-level 1|2|3] [--skew 60s] [--any-issuer] [--json] [--batch FILE|-] [TOKEN|-]")
+	fs := newFlags(e, "verify", "verify --trust FILE --audience ID [--kind ect|act] [--phase mandate|record] [--now UNIX] [--min-level 1|2|3] [--skew 60s] [--any-issuer] [--json] [--batch FILE|-] [TOKEN[,SUPPORTING...]|-]")
 	trustPath := fs.String("trust", "", "trust file (agentctx keys trust), or a JWKS/PEM with --any-issuer")
-	audience := fs.String("audience", "", "this verifier's own identity; must appear in aud")
+	audience := fs.String("audience", "", "this verifier's own identity; must appear in aud (ECTs, ACT mandates)")
 	kind := fs.String("kind", "ect", "token kind: ect or act")
+	phaseFlag := fs.String("phase", "", "ACT phase to require: mandate or record (default: as the claims show)")
 	var now nowFlag
 	fs.Var(&now, "now", "verification time as seconds since the epoch (default: the system clock)")
-	minLevel := fs.Int("min-level", 2, "lowest accepted assurance level: 1 (unsigned), 2 (signed) or 3 (with ledger receipt)")
+	minLevel := fs.Int("min-level", 2, "lowest accepted ECT assurance level: 1 (unsigned), 2 (signed) or 3 (with ledger receipt)")
 	skew := fs.Duration("skew", ect.DefaultSkew, "clock skew allowed on exp, nbf and iat")
 	anyIssuer := fs.Bool("any-issuer", false, "trust the keys of a plain JWKS or PEM file for every issuer")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
-	batch := fs.String("batch", "", "verify one token per line of FILE (- for standard input), printing one JSON verdict per line")
+	batch := fs.String("batch", "", "verify one input per line of FILE (- for standard input): a token, optionally followed by comma-separated supporting tokens; one JSON verdict per line")
 	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	switch *kind {
-	case "ect":
-	case "act":
-		return usagef("this build verifies ECTs; ACT support is under way", "--kind act is not available yet")
-	default:
-		return usagef("use --kind ect or --kind act", "unknown --kind %q", *kind)
 	}
 	if *audience == "" {
 		return usagef("example: --audience spiffe://example.com/agent/b", "--audience is required: this verifier's own identity")
@@ -128,54 +208,71 @@ func cmdVerify(e *env, args []string) error {
 	if *skew < 0 {
 		return usagef("", "--skew must not be negative")
 	}
+	if *skew == 0 {
+		*skew = time.Nanosecond // an explicit zero skew, not the default
+	}
+	phase := act.PhaseAny
+	switch *phaseFlag {
+	case "":
+	case "mandate":
+		phase = act.PhaseMandate
+	case "record":
+		phase = act.PhaseRecord
+	default:
+		return usagef("use --phase mandate or --phase record", "unknown --phase %q", *phaseFlag)
+	}
+	if *phaseFlag != "" && *kind != "act" {
+		return usagef("--phase goes with --kind act", "--phase is only for ACT")
+	}
 	res, err := loadTrust(*trustPath, *anyIssuer)
 	if err != nil {
 		return err
 	}
-	cfg := ect.Config{Trust: res, Audience: *audience, Clock: now.clock(), MinLevel: ect.Level(*minLevel), Skew: *skew}
-	if *skew == 0 {
-		cfg.Skew = time.Nanosecond // an explicit zero skew, not the default
-	}
-	v, err := ect.NewVerifier(cfg)
-	if err != nil {
-		return usagef("", "%v", err)
+	var run batchVerifier
+	switch *kind {
+	case "ect":
+		v, err := ect.NewVerifier(ect.Config{Trust: res, Audience: *audience, Clock: now.clock(), MinLevel: ect.Level(*minLevel), Skew: *skew})
+		if err != nil {
+			return usagef("", "%v", err)
+		}
+		run = ectBatch(v)
+	case "act":
+		v, err := act.NewVerifier(act.Config{Trust: res, Audience: *audience, Clock: now.clock(), Skew: *skew})
+		if err != nil {
+			return usagef("", "%v", err)
+		}
+		run = actBatch(v, phase)
+	default:
+		return usagef("use --kind ect or --kind act", "unknown --kind %q", *kind)
 	}
 	ctx := context.Background()
 	if *batch != "" {
 		if fs.NArg() != 0 {
 			return usagef("", "give either --batch or a token, not both")
 		}
-		return verifyBatch(ctx, e, v, *batch)
+		return verifyBatch(ctx, e, run, *batch)
 	}
-	tok, err := readInput(e, fs.Args())
+	line, err := readInput(e, fs.Args())
 	if err != nil {
 		return err
 	}
-	tok = firstToken(tok)
-	r, verr := v.Verify(ctx, tok)
-	vd := verdictOf(r, verr)
+	vd := run(ctx, []string{line})[0]
 	if *asJSON {
-		fmt.Fprintf(e.stdout, "%s\n", appendVerdict(nil, r, verr))
-		if verr != nil {
+		fmt.Fprintf(e.stdout, "%s\n", appendVerdict(nil, vd))
+		if !vd.Valid {
 			return silent(1)
 		}
 		return nil
 	}
-	if verr != nil {
-		return failf("invalid token: %s [%s, %s]", verr, vd.Code, vd.Rule)
+	if !vd.Valid {
+		msg := vd.Message
+		if vd.Claim != "" {
+			msg += " (" + vd.Claim + ")"
+		}
+		return failf("invalid token: %s [%s, %s]", msg, vd.Code, vd.Rule)
 	}
-	c := r.Claims
-	fmt.Fprintf(e.stdout, "valid ect L%d jti=%s iss=%s exec_act=%s\n", r.Level, c.ID, c.Issuer, c.ExecAct)
+	fmt.Fprintln(e.stdout, vd.summary)
 	return nil
-}
-
-// firstToken returns the token of a line "token[,supporting,...]": supporting
-// tokens (ACT chains) are ignored for ECT.
-func firstToken(s string) string {
-	if i := strings.IndexByte(s, ','); i >= 0 {
-		s = s[:i]
-	}
-	return strings.TrimSpace(s)
 }
 
 // maxLine bounds the bytes of one batch line kept in memory; longer lines are
@@ -212,7 +309,7 @@ func readLine(r *bufio.Reader) (string, bool, error) {
 
 const batchChunk = 8192
 
-func verifyBatch(ctx context.Context, e *env, v *ect.Verifier, path string) error {
+func verifyBatch(ctx context.Context, e *env, run batchVerifier, path string) error {
 	var in io.Reader = e.stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -225,21 +322,20 @@ func verifyBatch(ctx context.Context, e *env, v *ect.Verifier, path string) erro
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer w.Flush()
-	tokens := make([]string, 0, batchChunk)
+	lines := make([]string, 0, batchChunk)
 	long := make([]bool, 0, batchChunk)
 	var out []byte
 	flush := func() {
-		results, errs := v.VerifyBatch(ctx, tokens, 0)
-		for i := range tokens {
-			err := errs[i]
+		verdicts := run(ctx, lines)
+		for i, vd := range verdicts {
 			if long[i] {
-				err = agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "line is longer than %d bytes", maxLine)
+				vd = failed(agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "line is longer than %d bytes", maxLine))
 			}
-			out = appendVerdict(out[:0], results[i], err)
+			out = appendVerdict(out[:0], vd)
 			w.Write(out)
 			w.WriteByte('\n')
 		}
-		tokens, long = tokens[:0], long[:0]
+		lines, long = lines[:0], long[:0]
 	}
 	for {
 		line, tooLong, err := readLine(r)
@@ -249,13 +345,13 @@ func verifyBatch(ctx context.Context, e *env, v *ect.Verifier, path string) erro
 		if err != nil {
 			return failf("reading batch: %v", err)
 		}
-		tokens = append(tokens, firstToken(line))
+		lines = append(lines, line)
 		long = append(long, tooLong)
-		if len(tokens) == batchChunk {
+		if len(lines) == batchChunk {
 			flush()
 		}
 	}
-	if len(tokens) > 0 {
+	if len(lines) > 0 {
 		flush()
 	}
 	return nil
