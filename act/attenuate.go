@@ -3,9 +3,11 @@ package act
 import (
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/internal/jsonx"
 )
 
 func escalation(format string, args ...any) error {
@@ -34,39 +36,52 @@ func attenuates(parent, child *Mandate) error {
 	return nil
 }
 
+// constraintMembers returns the members of a constraints object, in
+// document order (none for absent constraints).
+func constraintMembers(raw json.RawMessage) ([]jsonx.Member, bool) {
+	if len(raw) == 0 {
+		return nil, true
+	}
+	ms, err := jsonx.ParseObject(raw)
+	return ms, err == nil
+}
+
 // tightens applies ACT-D4 to the constraints of one action: max_* numbers
 // may only decrease, allowed_* arrays only shrink, deny_* arrays only grow;
 // every parent key stays; any other key stays equal. A child may add keys.
+// Violations are reported in the parent's member order.
 func tightens(action string, parentRaw, childRaw json.RawMessage) error {
-	var parent, child map[string]json.RawMessage
-	if len(parentRaw) > 0 && json.Unmarshal(parentRaw, &parent) != nil {
-		return escalation("constraints of %q in the parent are not an object", action)
-	}
-	if len(childRaw) > 0 && json.Unmarshal(childRaw, &child) != nil {
+	parent, ok1 := constraintMembers(parentRaw)
+	child, ok2 := constraintMembers(childRaw)
+	if !ok1 || !ok2 {
 		return escalation("constraints of %q are not an object", action)
 	}
-	keys := make([]string, 0, len(parent))
-	for k := range parent {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys) // report the first violation deterministically
-	for _, k := range keys {
-		pv := parent[k]
-		cv, ok := child[k]
-		if !ok {
+	for _, pm := range parent {
+		k, pv := pm.Name, pm.Value
+		var cv []byte
+		for _, cm := range child {
+			if cm.Name == k {
+				cv = cm.Value
+				break
+			}
+		}
+		if cv == nil {
 			return agentctx.Errorf(agentctx.CodePrivilegeEscalation, "ACT-D4", "cap", "constraint %q of %q was dropped", k, action)
 		}
 		var good bool
 		switch {
 		case strings.HasPrefix(k, "max_"):
-			var p, c json.Number
-			good = json.Unmarshal(pv, &p) == nil && json.Unmarshal(cv, &c) == nil && numLE(c, p)
+			p, err1 := strconv.ParseFloat(string(pv), 64)
+			c, err2 := strconv.ParseFloat(string(cv), 64)
+			good = jsonx.KindOf(pv) == jsonx.Number && jsonx.KindOf(cv) == jsonx.Number && err1 == nil && err2 == nil && c <= p
 		case strings.HasPrefix(k, "allowed_"):
-			var p, c []json.RawMessage
-			good = json.Unmarshal(pv, &p) == nil && json.Unmarshal(cv, &c) == nil && subset(c, p)
+			p, ok1 := jsonx.Elements(pv)
+			c, ok2 := jsonx.Elements(cv)
+			good = ok1 && ok2 && subset(c, p)
 		case strings.HasPrefix(k, "deny_"):
-			var p, c []json.RawMessage
-			good = json.Unmarshal(pv, &p) == nil && json.Unmarshal(cv, &c) == nil && subset(p, c)
+			p, ok1 := jsonx.Elements(pv)
+			c, ok2 := jsonx.Elements(cv)
+			good = ok1 && ok2 && subset(p, c)
 		default:
 			good = jsonEqual(pv, cv)
 		}
@@ -77,16 +92,10 @@ func tightens(action string, parentRaw, childRaw json.RawMessage) error {
 	return nil
 }
 
-func numLE(a, b json.Number) bool {
-	x, err1 := a.Float64()
-	y, err2 := b.Float64()
-	return err1 == nil && err2 == nil && x <= y
-}
-
 // subset reports whether every element of a is in b (as JSON values).
-func subset(a, b []json.RawMessage) bool {
+func subset(a, b [][]byte) bool {
 	for _, x := range a {
-		if !slices.ContainsFunc(b, func(y json.RawMessage) bool { return jsonEqual(x, y) }) {
+		if !slices.ContainsFunc(b, func(y []byte) bool { return jsonEqual(x, y) }) {
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -220,8 +221,8 @@ func parseCaps(mem jsonx.Member) ([]Capability, error) {
 	if mem.Kind != jsonx.Array {
 		return nil, bad("cap must be an array of capability objects")
 	}
-	var raw []json.RawMessage
-	if err := json.Unmarshal(mem.Value, &raw); err != nil || len(raw) == 0 {
+	raw, ok := jsonx.Elements(mem.Value)
+	if !ok || len(raw) == 0 {
 		return nil, bad("cap must hold at least one capability")
 	}
 	caps := make([]Capability, 0, len(raw))
@@ -288,13 +289,17 @@ func parseDel(mem jsonx.Member) (*Delegation, error) {
 			}
 		case "chain":
 			has.chain = true
-			if m.Kind != jsonx.Array || json.Unmarshal(m.Value, &d.Chain) != nil {
+			links, ok := jsonx.Elements(m.Value)
+			if m.Kind != jsonx.Array || !ok {
 				return nil, bad("del.chain must be an array of {iss, jti, hash} objects")
 			}
-			for _, l := range d.Chain {
-				if l.Issuer == "" || !wire.IsUUID(l.ID) || !wire.IsHash(l.Hash) {
+			d.Chain = make([]Link, 0, len(links))
+			for _, raw := range links {
+				l, ok := parseLink(raw)
+				if !ok {
 					return nil, bad("del.chain entries need iss, a UUID jti and a hash value")
 				}
+				d.Chain = append(d.Chain, l)
 			}
 		}
 	}
@@ -305,6 +310,31 @@ func parseDel(mem jsonx.Member) (*Delegation, error) {
 		d.Chain = []Link{}
 	}
 	return d, nil
+}
+
+func parseLink(raw []byte) (Link, bool) {
+	ms, err := jsonx.ParseObject(raw)
+	if err != nil {
+		return Link{}, false
+	}
+	var l Link
+	for _, m := range ms {
+		var ok bool
+		switch m.Name {
+		case "iss":
+			l.Issuer, ok = wire.String(m)
+		case "jti":
+			l.ID, ok = wire.String(m)
+		case "hash":
+			l.Hash, ok = wire.String(m)
+		default:
+			ok = true
+		}
+		if !ok {
+			return Link{}, false
+		}
+	}
+	return l, l.Issuer != "" && wire.IsUUID(l.ID) && wire.IsHash(l.Hash)
 }
 
 func parseOversight(mem jsonx.Member) (*Oversight, error) {
@@ -346,6 +376,17 @@ func parseOversight(mem jsonx.Member) (*Oversight, error) {
 func jsonEqual(a, b []byte) bool {
 	if bytes.Equal(a, b) {
 		return true
+	}
+	ka, kb := jsonx.KindOf(a), jsonx.KindOf(b)
+	switch {
+	case ka != kb:
+		return false
+	case ka == jsonx.String && !bytes.ContainsRune(a, '\\') && !bytes.ContainsRune(b, '\\'):
+		return false // same kind, no escapes, different bytes: different strings
+	case ka == jsonx.Number:
+		x, err1 := strconv.ParseFloat(string(bytes.TrimSpace(a)), 64)
+		y, err2 := strconv.ParseFloat(string(bytes.TrimSpace(b)), 64)
+		return err1 == nil && err2 == nil && x == y
 	}
 	decode := func(x []byte) (any, bool) {
 		d := json.NewDecoder(bytes.NewReader(x))

@@ -389,13 +389,14 @@ func (v *Verifier) checkChain(ctx context.Context, leaf *Mandate, parents []stri
 	}
 	cur := leaf
 	for i, ptok := range parents {
+		ptok = strings.TrimSpace(ptok)
 		cd := cur.Delegation
 		link := cd.Chain[len(cd.Chain)-1]
 		// SPEC: ACT-D5 the hash in chain names exactly this parent.
-		if agentctx.HashBytes([]byte(strings.TrimSpace(ptok))) != link.Hash {
+		if agentctx.HashBytes([]byte(ptok)) != link.Hash {
 			return broken("parent %d is not the token the chain names (hash differs)", i+1)
 		}
-		pres, pp, err := v.open(ctx, strings.TrimSpace(ptok))
+		pres, pp, err := v.open(ctx, ptok)
 		if err != nil {
 			return &agentctx.Error{Code: agentctx.CodeDelegationBroken, Rule: "ACT-D5", Claim: "del", Message: fmt.Sprintf("parent %d does not verify: %v", i+1, err), Err: err}
 		}

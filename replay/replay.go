@@ -42,7 +42,7 @@ func New(capacity int) *Cache {
 	for i := range c.shards {
 		c.shards[i].capacity = per
 		// Small caches are allocated whole up front; large ones grow.
-		c.shards[i].live = make(map[string]int64, min(per, 4096))
+		c.shards[i].live = make(map[string]int64, min(per, 256))
 	}
 	return c
 }

@@ -123,6 +123,9 @@ func Parse(members []jsonx.Member, legacy bool, r Rules) (*Set, error) {
 		case "par":
 			par = m
 		default:
+			if s.Rest == nil {
+				s.Rest = make([]jsonx.Member, 0, len(members)-i)
+			}
 			s.Rest = append(s.Rest, *m)
 		}
 		if err != nil {

@@ -70,7 +70,8 @@ func ParseObject(data []byte) ([]Member, error) {
 	if s.pos >= len(data) || data[s.pos] != '{' {
 		return nil, s.errf("expected a JSON object")
 	}
-	members := make([]Member, 0, 12)
+	// Every member has a ':'; nested ones make this an over-estimate, capped.
+	members := make([]Member, 0, min(bytes.Count(data, []byte{':'}), 24))
 	if err := s.object(1, &members); err != nil {
 		return nil, err
 	}
@@ -499,4 +500,56 @@ func aliasString(b []byte) string {
 		return ""
 	}
 	return unsafe.String(&b[0], len(b))
+}
+
+// Elements returns the raw elements of a JSON array that was already
+// validated (as a Member value); ok is false when raw is not an array.
+func Elements(raw []byte) (elems [][]byte, ok bool) {
+	s := scanner{data: raw}
+	s.skipWS()
+	if s.pos >= len(raw) || raw[s.pos] != '[' {
+		return nil, false
+	}
+	if empty, err := s.open(1, ']'); err != nil {
+		return nil, false
+	} else if empty {
+		return [][]byte{}, true
+	}
+	for {
+		s.skipWS()
+		start := s.pos
+		if _, _, err := s.value(2, nil); err != nil {
+			return nil, false
+		}
+		elems = append(elems, raw[start:s.pos])
+		if done, err := s.separator(']'); err != nil {
+			return nil, false
+		} else if done {
+			return elems, true
+		}
+	}
+}
+
+// KindOf returns the kind of a raw JSON value from its first byte.
+func KindOf(raw []byte) Kind {
+	for _, c := range raw {
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '{':
+			return Object
+		case c == '[':
+			return Array
+		case c == '"':
+			return String
+		case c == 't' || c == 'f':
+			return Bool
+		case c == 'n':
+			return Null
+		case c == '-' || c >= '0' && c <= '9':
+			return Number
+		}
+		return Invalid
+	}
+	return Invalid
 }

@@ -45,6 +45,14 @@ const DefaultMaxLength = 8192
 
 var b64 = base64.RawURLEncoding.Strict()
 
+// b64urlAlphabet marks the bytes of the base64url alphabet.
+var b64urlAlphabet = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
+		t[c] = true
+	}
+	return t
+}()
+
 // Header holds the JOSE header parameters the profile reads.
 type Header struct {
 	Alg    string // normalized: "Ed25519" is reported as "EdDSA"
@@ -101,7 +109,7 @@ func Parse(token string, maxLen int) (*Token, error) {
 			}
 			continue
 		}
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !b64urlAlphabet[c] {
 			return nil, malformed("token contains a character outside the base64url alphabet at offset %d", i)
 		}
 	}
@@ -312,8 +320,7 @@ func EncodeSegment(b []byte) string { return b64.EncodeToString(b) }
 // DecodeSegment decodes strict base64url (unpadded, canonical).
 func DecodeSegment(s string) ([]byte, error) {
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !b64urlAlphabet[s[i]] {
 			return nil, errors.New("not base64url")
 		}
 	}

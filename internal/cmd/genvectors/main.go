@@ -1,6 +1,6 @@
-// Command genvectors writes the ECT test vectors under testdata/vectors/ect:
-// one JSON file per scenario, the trust file they verify against, and the
-// test keys that signed them. Run it from the repository root:
+// Command genvectors writes the test vectors under testdata/vectors/ect and
+// testdata/vectors/act: one JSON file per scenario, the trust file they
+// verify against, and the test keys that signed them. Run it from the repository root:
 //
 //	go run ./internal/cmd/genvectors
 //
@@ -221,7 +221,21 @@ func scenarios() map[string]Vector {
 }
 
 func main() {
-	dir := filepath.Join("testdata", "vectors", "ect")
+	ectVectors := map[string]any{}
+	for name, v := range scenarios() {
+		ectVectors[name] = v
+	}
+	writeSuite(filepath.Join("testdata", "vectors", "ect"), []obj{
+		{"id": issA, "keys": []*trust.SigningKey{edA, ecA}},
+		{"id": issB, "keys": []*trust.SigningKey{edB}},
+	}, map[string]*trust.SigningKey{"agent-a-ed": edA, "agent-a-ec": ecA, "agent-b-ed": edB, "rogue": rogue}, ectVectors)
+	writeSuite(filepath.Join("testdata", "vectors", "act"), actTrust(), actKeys(), actScenarios())
+}
+
+// writeSuite replaces the vectors of dir: one file per scenario, trust.json
+// (entries with "keys" as signing keys, written as public JWKs) and the
+// private test keys under keys/.
+func writeSuite(dir string, trustEntries []obj, keys map[string]*trust.SigningKey, vectors map[string]any) {
 	if err := os.MkdirAll(filepath.Join(dir, "keys"), 0o755); err != nil {
 		log.Fatal(err)
 	}
@@ -238,18 +252,19 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	pub := func(k *trust.SigningKey) json.RawMessage {
-		j, err := trust.PublicJWK(k.Public())
-		if err != nil {
-			log.Fatal(err)
+	for _, e := range trustEntries {
+		var jwks []json.RawMessage
+		for _, k := range e["keys"].([]*trust.SigningKey) {
+			j, err := trust.PublicJWK(k.Public())
+			if err != nil {
+				log.Fatal(err)
+			}
+			jwks = append(jwks, j)
 		}
-		return j
+		e["keys"] = jwks
 	}
-	write(filepath.Join(dir, "trust.json"), obj{"issuers": []obj{
-		{"id": issA, "keys": []json.RawMessage{pub(edA), pub(ecA)}},
-		{"id": issB, "keys": []json.RawMessage{pub(edB)}},
-	}})
-	for name, k := range map[string]*trust.SigningKey{"agent-a-ed": edA, "agent-a-ec": ecA, "agent-b-ed": edB, "rogue": rogue} {
+	write(filepath.Join(dir, "trust.json"), obj{"issuers": trustEntries})
+	for name, k := range keys {
 		j, err := k.MarshalJWK()
 		if err != nil {
 			log.Fatal(err)
@@ -258,12 +273,10 @@ func main() {
 			log.Fatal(err)
 		}
 	}
-	n := 0
-	for name, v := range scenarios() {
+	for name, v := range vectors {
 		write(filepath.Join(dir, name+".json"), v)
-		n++
 	}
-	fmt.Printf("wrote %d vectors to %s\n", n, dir)
+	fmt.Printf("wrote %d vectors to %s\n", len(vectors), dir)
 }
 
 // derEncode returns the ASN.1 DER SEQUENCE of two INTEGERs r and s.
