@@ -26,6 +26,8 @@ package act
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/agentctx/agentctx/dag"
 )
 
 // Typ is the media type of both phases.
@@ -178,7 +180,13 @@ type Result struct {
 	// mandate's chain) was supplied and verified (ACT-P3); false means the
 	// record verified as "record only".
 	MandateVerified bool
+
+	p *parsed
 }
+
+// Node returns the token's node in its workflow's task graph: a mandate at
+// its iat, a record at its exec_ts.
+func (r *Result) Node() dag.Node { return r.p.node() }
 
 // DelegationDepth returns the delegation depth of the verified mandate.
 func (r *Result) DelegationDepth() int { return r.Mandate.depth() }

@@ -240,7 +240,7 @@ func ParseUnverified(token string) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Phase: phase, Token: token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate}
+	res := &Result{Phase: phase, Token: token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate, p: p}
 	if phase == PhaseRecord {
 		res.Record, res.Mandate = &p.rec, &p.rec.Mandate
 	}

@@ -181,7 +181,7 @@ func (v *Verifier) stateful(ctx context.Context, p *parsed, now time.Time) error
 	if v.cfg.DAG == nil {
 		return nil
 	}
-	return v.cfg.DAG.Validate(ctx, dag.Node{Kind: dag.KindACTRecord, JTI: r.ID, WID: r.WorkflowID, Pred: r.Pred, Time: r.ExecTS, ExecAct: r.ExecAct, Status: r.Status})
+	return v.cfg.DAG.Validate(ctx, p.node())
 }
 
 // opened is a token past the envelope and the claim types.
@@ -198,7 +198,7 @@ func (v *Verifier) open(ctx context.Context, token string) (*Result, *parsed, er
 	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Phase: phase, Token: token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate}
+	res := &Result{Phase: phase, Token: token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate, p: p}
 	if phaseErr != nil {
 		res.Phase = PhaseAny
 	}
@@ -472,4 +472,25 @@ func (m *Mandate) Authorize(action string, approval *Approval) (*Capability, err
 		}
 	}
 	return c, nil
+}
+
+func actions(m *Mandate) []string {
+	out := make([]string, len(m.Capabilities))
+	for i, c := range m.Capabilities {
+		out[i] = c.Action
+	}
+	return out
+}
+
+// node reduces a verified token to its place in the task graph: a mandate
+// at its iat, a record at its exec_ts (DAG-3).
+func (p *parsed) node() dag.Node {
+	m := &p.mandate
+	n := dag.Node{Kind: dag.KindACTMandate, JTI: m.ID, WID: m.WorkflowID, Pred: []string{}, Time: m.IssuedAt,
+		Issuer: m.Issuer, Subject: m.Subject, Caps: actions(m)}
+	if p.phase == PhaseRecord {
+		r := &p.rec
+		n.Kind, n.Pred, n.Time, n.ExecAct, n.Status = dag.KindACTRecord, r.Pred, r.ExecTS, r.ExecAct, r.Status
+	}
+	return n
 }

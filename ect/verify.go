@@ -157,8 +157,7 @@ func (v *Verifier) checkDAG(ctx context.Context, c *Claims) error {
 	if v.cfg.DAG == nil {
 		return nil
 	}
-	n := dag.Node{Kind: dag.KindECT, JTI: c.ID, WID: c.WorkflowID, Pred: c.Pred, Time: c.IssuedAt, ExecAct: c.ExecAct, PolicyDecision: c.PolicyDecision}
-	return v.cfg.DAG.Validate(ctx, n)
+	return v.cfg.DAG.Validate(ctx, c.node())
 }
 
 // rules are the rule IDs ECT reports for the shared claims.
@@ -387,3 +386,12 @@ func checkPayload(members []jsonx.Member) error {
 	_, err = formatClaims(set, DefaultMaxPred, false)
 	return err
 }
+
+// node reduces c to its place in the task graph.
+func (c *Claims) node() dag.Node {
+	return dag.Node{Kind: dag.KindECT, JTI: c.ID, WID: c.WorkflowID, Pred: c.Pred, Time: c.IssuedAt,
+		Issuer: c.Issuer, ExecAct: c.ExecAct, PolicyDecision: c.PolicyDecision}
+}
+
+// Node returns the verified token's node in its workflow's task graph.
+func (r *Result) Node() dag.Node { return r.Claims.node() }
