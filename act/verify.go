@@ -124,6 +124,29 @@ func (v *Verifier) Verify(ctx context.Context, token string, supporting []string
 	return res, nil
 }
 
+// VerifyAudit verifies a token taken from (or being appended to) a ledger,
+// as of at, the ledger's receipt time: a mandate without the audience check
+// and the max age (it is evidence, not presented for use), a record as usual;
+// no replay check, which the ledger's uniqueness rule covers.
+func (v *Verifier) VerifyAudit(ctx context.Context, token string, supporting []string, at time.Time) (*Result, error) {
+	res, p, err := v.open(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if res.Phase == PhaseRecord {
+		err = v.checkRecord(ctx, res, p, supporting, PhaseAny, at)
+	} else {
+		err = v.checkMandate(res, p, PhaseAny, at, false)
+		if err == nil {
+			err = v.checkChain(ctx, &p.mandate, supporting, at)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
 // VerifyBatch verifies tokens in parallel, each with its supporting tokens
 // (supporting may be nil), as phase want, and returns one result or error per
 // token in input order. The replay and DAG checks run afterwards in input

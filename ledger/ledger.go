@@ -1,0 +1,599 @@
+package ledger
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
+	"github.com/agentctx/agentctx/dag"
+	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/internal/jws"
+	"github.com/agentctx/agentctx/trust"
+)
+
+// LeafPrefix starts every leaf's data (LED-5).
+const LeafPrefix = "agentctx-ledger-v1\n"
+
+var hasher = rfc6962.DefaultHasher
+
+// LeafData returns the leaf data of an entry (LED-5).
+func LeafData(kind string, receivedAtMillis int64, token []byte) []byte {
+	b := make([]byte, 0, len(LeafPrefix)+len(kind)+24+len(token))
+	b = append(b, LeafPrefix...)
+	b = append(b, kind...)
+	b = append(b, '\n')
+	b = strconv.AppendInt(b, receivedAtMillis, 10)
+	b = append(b, '\n')
+	return append(b, token...)
+}
+
+// LeafHash returns SHA-256(0x00 || leaf data) of an entry.
+func LeafHash(kind string, receivedAtMillis int64, token []byte) []byte {
+	return hasher.HashLeaf(LeafData(kind, receivedAtMillis, token))
+}
+
+// Config holds what a Ledger needs.
+type Config struct {
+	// Store is the storage. Required.
+	Store Store
+	// Signer signs checkpoints with the ledger's key; nil opens the ledger
+	// read-only (appends fail).
+	Signer note.Signer
+	// Trust resolves the keys of the agents whose tokens are appended and
+	// audited. Required for Append and Audit.
+	Trust trust.Resolver
+	// Clock gives the receipt time. Required.
+	Clock func() time.Time
+	// Partial accepts tokens whose predecessors are not in the ledger,
+	// flagged partial (DAG-2 partial mode).
+	Partial bool
+}
+
+// Ledger appends verified tokens and proves what it holds. Appends within
+// one process are serialized; across processes the Store's Commit detects a
+// concurrent writer (ErrConflict) and Append retries.
+type Ledger struct {
+	cfg      Config
+	meta     Meta
+	verifier note.Verifier
+	ect      *ect.Verifier
+	act      *act.Verifier
+	rf       *compact.RangeFactory
+	mu       sync.Mutex
+}
+
+// GenerateKey returns a new note signer key (secret, keep it in a 0600 file)
+// and its verifier key for a ledger named id.
+func GenerateKey(id string) (signerKey, verifierKey string, err error) {
+	return note.GenerateKey(rand.Reader, id)
+}
+
+// Create initializes store as the ledger id with the verifier key vkey.
+func Create(ctx context.Context, store Store, id, vkey string) error {
+	if id == "" || strings.ContainsAny(id, " \t\n+") {
+		return fmt.Errorf("ledger id %q must be non-empty, without spaces or '+'", id)
+	}
+	if _, err := note.NewVerifier(vkey); err != nil {
+		return fmt.Errorf("ledger verifier key: %w", err)
+	}
+	return store.Create(ctx, Meta{ID: id, VerifierKey: vkey})
+}
+
+// Open returns the ledger held by cfg.Store.
+func Open(ctx context.Context, cfg Config) (*Ledger, error) {
+	if cfg.Store == nil || cfg.Clock == nil {
+		return nil, errors.New("ledger: Store and Clock are required")
+	}
+	meta, err := cfg.Store.Meta(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, err := note.NewVerifier(meta.VerifierKey)
+	if err != nil {
+		return nil, fmt.Errorf("ledger: stored verifier key: %w", err)
+	}
+	if cfg.Signer != nil && (cfg.Signer.Name() != v.Name() || cfg.Signer.KeyHash() != v.KeyHash()) {
+		return nil, errors.New("ledger: the signing key is not this ledger's key")
+	}
+	l := &Ledger{cfg: cfg, meta: meta, verifier: v, rf: &compact.RangeFactory{Hash: hasher.HashChildren}}
+	if cfg.Trust != nil {
+		if l.ect, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: meta.ID, Clock: cfg.Clock}); err != nil {
+			return nil, err
+		}
+		if l.act, err = act.NewVerifier(act.Config{Trust: cfg.Trust, Audience: meta.ID, Clock: cfg.Clock}); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// Meta returns the ledger's identity.
+func (l *Ledger) Meta() Meta { return l.meta }
+
+// Input is one token to append, with its supporting tokens (a delegated
+// mandate's parents, or a record's mandate and its parents), nearest first.
+type Input struct {
+	Token      string
+	Supporting []string
+}
+
+// Outcome is the result of appending one Input: a receipt or an error.
+type Outcome struct {
+	Receipt *Receipt
+	Partial []string // predecessors that were missing (partial mode)
+	Err     error
+}
+
+// Receipt is everything needed to check offline, with only the ledger's
+// public key, that a token is in the log (LED-7).
+type Receipt struct {
+	Index          uint64   `json:"index"`
+	TreeSize       uint64   `json:"tree_size"`
+	LeafHash       []byte   `json:"leaf_hash"`
+	ReceivedAt     int64    `json:"received_at"`
+	Kind           string   `json:"kind"`
+	InclusionProof [][]byte `json:"inclusion_proof"`
+	Checkpoint     string   `json:"checkpoint"`
+}
+
+// kindOf derives the family from the unverified typ (never trusted from the
+// caller, LED-1).
+func kindOf(token string) (string, error) {
+	t, err := jws.Parse(token, 0)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case jws.TypMatches(t.Header.Typ, ect.Typ) || jws.TypMatches(t.Header.Typ, ect.LegacyTyp):
+		return KindECT, nil
+	case jws.TypMatches(t.Header.Typ, act.Typ):
+		return "act", nil
+	}
+	return "", agentctx.Errorf(agentctx.CodeInvalidTyp, "LED-1", "typ", "typ %q is neither an ECT nor an ACT", t.Header.Typ)
+}
+
+func toNode(e *Entry) dag.Node {
+	return dag.Node{Kind: e.Kind, JTI: e.JTI, WID: e.WID, Pred: e.Pred, Time: e.Time, Issuer: e.Issuer, Subject: e.Subject,
+		ExecAct: e.ExecAct, Caps: e.Caps, PolicyDecision: e.Policy, Status: e.Status, Partial: e.Partial}
+}
+
+// overlay is the DAG store of a batch: the ledger plus the batch's pending
+// entries.
+type overlay struct {
+	store   Store
+	pending *dag.MemStore
+}
+
+func (o *overlay) Lookup(ctx context.Context, jti string) ([]dag.Node, error) {
+	es, err := o.store.ByJTI(ctx, strings.ToLower(jti))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]dag.Node, 0, len(es))
+	for i := range es {
+		out = append(out, toNode(&es[i]))
+	}
+	p, _ := o.pending.Lookup(ctx, jti)
+	return append(out, p...), nil
+}
+
+// verify runs the full verification of one token as of at (LED-1) and
+// returns its entry (without index and hashes).
+func (l *Ledger) verify(ctx context.Context, in Input, at time.Time, lookup func(jti string) []Entry) (*Entry, error) {
+	kind, err := kindOf(in.Token)
+	if err != nil {
+		return nil, err
+	}
+	var n dag.Node
+	if kind == KindECT {
+		// SPEC: LED-1 an ECT must name the ledger's identity in aud (ECT-V10).
+		res, err := l.ect.VerifyAudit(ctx, in.Token, at)
+		if err != nil {
+			return nil, err
+		}
+		n = res.Node()
+	} else {
+		sup := in.Supporting
+		if len(sup) == 0 && lookup != nil {
+			sup = l.mandateFromLedger(in.Token, lookup)
+		}
+		res, err := l.act.VerifyAudit(ctx, in.Token, sup, at)
+		if err != nil {
+			return nil, err
+		}
+		n = res.Node()
+	}
+	e := &Entry{Kind: n.Kind, JTI: strings.ToLower(n.JTI), WID: strings.ToLower(n.WID), Issuer: n.Issuer, Subject: n.Subject,
+		ExecAct: n.ExecAct, Pred: n.Pred, Time: n.Time, Status: n.Status, Policy: n.PolicyDecision, Caps: n.Caps, Token: []byte(in.Token)}
+	for i, p := range e.Pred {
+		e.Pred[i] = strings.ToLower(p)
+	}
+	return e, nil
+}
+
+// mandateFromLedger returns, for an ACT record appended alone, its mandate
+// and the mandate's parents found in the ledger (ACT-P3 "found in the ledger
+// by jti"); nil when any of them is missing (the record verifies as record
+// only).
+func (l *Ledger) mandateFromLedger(token string, lookup func(jti string) []Entry) []string {
+	r, err := act.ParseUnverified(token)
+	if err != nil || r.Phase != act.PhaseRecord {
+		return nil
+	}
+	find := func(jti, wid string) string {
+		for _, e := range lookup(strings.ToLower(jti)) {
+			if e.Kind == KindACTMandate && e.WID == strings.ToLower(wid) {
+				return string(e.Token)
+			}
+		}
+		return ""
+	}
+	m := find(r.Mandate.ID, r.Mandate.WorkflowID)
+	if m == "" {
+		return nil
+	}
+	out := []string{m}
+	if d := r.Mandate.Delegation; d != nil {
+		for i := len(d.Chain) - 1; i >= 0; i-- {
+			p := ""
+			for _, e := range lookup(strings.ToLower(d.Chain[i].ID)) {
+				if e.Kind == KindACTMandate && agentctx.HashBytes(e.Token) == d.Chain[i].Hash {
+					p = string(e.Token)
+				}
+			}
+			if p == "" {
+				return nil
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// loadRange returns the compact range [0, size) from the stored nodes.
+func (l *Ledger) loadRange(ctx context.Context, size uint64) (*compact.Range, []compact.NodeID, error) {
+	ids := compact.RangeNodes(0, size, nil)
+	hashes, err := l.cfg.Store.Hashes(ctx, ids)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := l.rf.NewRange(0, size, hashes)
+	return r, ids, err
+}
+
+// Checkpoint body and signature (LED-6).
+func (l *Ledger) sign(size uint64, root []byte) ([]byte, error) {
+	body := fmt.Sprintf("%s\n%d\n%s\n", l.meta.ID, size, base64.StdEncoding.EncodeToString(root))
+	return note.Sign(&note.Note{Text: body}, l.cfg.Signer)
+}
+
+// Append verifies and appends inputs as one group commit (LED-10), in input
+// order, and returns one outcome per input. A token already in the ledger
+// (the exact bytes) answers with its original receipt (LED-4). The error is
+// for the batch as a whole (storage), never a verdict on a token.
+func (l *Ledger) Append(ctx context.Context, inputs []Input) ([]Outcome, error) {
+	if l.cfg.Signer == nil || l.ect == nil {
+		return nil, errors.New("ledger: opened without a signing key or trust; cannot append")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		out, err := l.appendOnce(ctx, inputs)
+		if errors.Is(err, ErrConflict) && attempt < 20 {
+			continue
+		}
+		return out, err
+	}
+}
+
+func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, error) {
+	store := l.cfg.Store
+	size, err := store.Size(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rng, oldIDs, err := l.loadRange(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	cache := map[compact.NodeID][]byte{}
+	for i, id := range oldIDs {
+		cache[id] = rng.Hashes()[i]
+	}
+	var nodes []TreeNode
+	visit := func(id compact.NodeID, hash []byte) {
+		cache[id] = hash
+		nodes = append(nodes, TreeNode{ID: id, Hash: hash})
+	}
+	now := l.cfg.Clock()
+	received := now.UnixMilli()
+	pending := dag.NewMemStore()
+	ov := &overlay{store: store, pending: pending}
+	checker := dag.NewChecker(ov, dag.Config{Partial: l.cfg.Partial, AcyclicStore: true})
+	lookup := func(jti string) []Entry {
+		es, _ := store.ByJTI(ctx, jti)
+		return es
+	}
+	outs := make([]Outcome, len(inputs))
+	var entries []Entry
+	stored := map[int]*Entry{}  // input -> entry already in the ledger
+	batchPos := map[int]int{}   // input -> position in entries
+	inBatch := map[string]int{} // token hash -> position in entries
+	for i, in := range inputs {
+		in.Token = strings.TrimSpace(in.Token)
+		th := sha256.Sum256([]byte(in.Token))
+		// SPEC: LED-4 an identical re-append answers with the original receipt.
+		if j, ok := inBatch[string(th[:])]; ok {
+			batchPos[i] = j
+			continue
+		}
+		if e, err := store.ByTokenHash(ctx, th[:]); err == nil {
+			stored[i] = e
+			continue
+		} else if !errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		e, err := l.verify(ctx, in, now, lookup)
+		if err != nil {
+			outs[i].Err = err
+			continue
+		}
+		n := toNode(e)
+		v, err := checker.Check(ctx, n)
+		if err != nil {
+			if agentctx.CodeOf(err) == agentctx.CodeInternal {
+				return nil, err
+			}
+			outs[i].Err = err
+			continue
+		}
+		if len(v.Missing) > 0 {
+			e.Partial, n.Partial = true, true
+			outs[i].Partial = v.Missing
+		}
+		e.Index = size + uint64(len(entries))
+		e.ReceivedAt = received
+		e.TokenHash = th[:]
+		e.LeafHash = LeafHash(e.Kind, received, e.Token)
+		if err := rng.Append(e.LeafHash, visit); err != nil {
+			return nil, err
+		}
+		pending.Add(n)
+		inBatch[string(th[:])] = len(entries)
+		batchPos[i] = len(entries)
+		entries = append(entries, *e)
+	}
+	newSize := size + uint64(len(entries))
+	var cp []byte
+	if len(entries) > 0 {
+		root, err := rng.GetRootHash(nil)
+		if err != nil {
+			return nil, err
+		}
+		if cp, err = l.sign(newSize, root); err != nil {
+			return nil, err
+		}
+		if err := store.Commit(ctx, entries, nodes, cp); err != nil {
+			return nil, err
+		}
+	} else if cp, err = store.Checkpoint(ctx, 0); err != nil {
+		return nil, err
+	}
+	for i := range inputs {
+		if outs[i].Err != nil {
+			continue
+		}
+		e := stored[i]
+		if e == nil {
+			e = &entries[batchPos[i]]
+		}
+		r, err := l.receipt(ctx, e, newSize, cp, cache)
+		if err != nil {
+			return nil, err
+		}
+		outs[i].Receipt = r
+	}
+	return outs, nil
+}
+
+// receipt builds the receipt of e at size with checkpoint cp; cache holds
+// node hashes already in hand (the batch's and the previous compact range).
+func (l *Ledger) receipt(ctx context.Context, e *Entry, size uint64, cp []byte, cache map[compact.NodeID][]byte) (*Receipt, error) {
+	pr, err := l.inclusion(ctx, e.Index, size, cache)
+	if err != nil {
+		return nil, err
+	}
+	return &Receipt{Index: e.Index, TreeSize: size, LeafHash: e.LeafHash, ReceivedAt: e.ReceivedAt, Kind: e.Kind, InclusionProof: pr, Checkpoint: string(cp)}, nil
+}
+
+// inclusion builds the inclusion proof of index at size with O(log n) node
+// reads (LED-8).
+func (l *Ledger) inclusion(ctx context.Context, index, size uint64, cache map[compact.NodeID][]byte) ([][]byte, error) {
+	nodes, err := proof.Inclusion(index, size)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := l.fetch(ctx, nodes.IDs, cache)
+	if err != nil {
+		return nil, err
+	}
+	return nodes.Rehash(hashes, hasher.HashChildren)
+}
+
+func (l *Ledger) fetch(ctx context.Context, ids []compact.NodeID, cache map[compact.NodeID][]byte) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	var missing []compact.NodeID
+	var at []int
+	for i, id := range ids {
+		if h, ok := cache[id]; ok {
+			out[i] = h
+			continue
+		}
+		missing = append(missing, id)
+		at = append(at, i)
+	}
+	if len(missing) > 0 {
+		hs, err := l.cfg.Store.Hashes(ctx, missing)
+		if err != nil {
+			return nil, err
+		}
+		for j, h := range hs {
+			out[at[j]] = h
+		}
+	}
+	return out, nil
+}
+
+// Checkpoint returns the latest signed checkpoint (nil for an empty log).
+func (l *Ledger) Checkpoint(ctx context.Context) ([]byte, error) {
+	return l.cfg.Store.Checkpoint(ctx, 0)
+}
+
+// Prove returns a receipt for entry index at the published size (0: the
+// latest).
+func (l *Ledger) Prove(ctx context.Context, index, size uint64) (*Receipt, error) {
+	cp, err := l.cfg.Store.Checkpoint(ctx, size)
+	if err != nil {
+		return nil, err
+	}
+	if cp == nil {
+		return nil, fmt.Errorf("%w: no checkpoint of size %d was published", ErrNotFound, size)
+	}
+	c, err := l.OpenCheckpoint(cp)
+	if err != nil {
+		return nil, err
+	}
+	if index >= c.Size {
+		return nil, fmt.Errorf("%w: index %d is not in the log of size %d", ErrNotFound, index, c.Size)
+	}
+	es, err := l.cfg.Store.Entries(ctx, index, index+1)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) != 1 {
+		return nil, ErrNotFound
+	}
+	return l.receipt(ctx, &es[0], c.Size, cp, nil)
+}
+
+// Get returns the entries of task jti, in workflow wid when wid is not "".
+func (l *Ledger) Get(ctx context.Context, jti, wid string) ([]Entry, error) {
+	es, err := l.cfg.Store.ByJTI(ctx, strings.ToLower(jti))
+	if err != nil {
+		return nil, err
+	}
+	var out []Entry
+	for _, e := range es {
+		if wid == "" || e.WID == strings.ToLower(wid) {
+			out = append(out, e)
+		}
+	}
+	if len(out) == 0 {
+		return nil, ErrNotFound
+	}
+	return out, nil
+}
+
+// Consistency returns the consistency proof between published sizes s1 and
+// s2 (LED-8).
+func (l *Ledger) Consistency(ctx context.Context, s1, s2 uint64) ([][]byte, error) {
+	nodes, err := proof.Consistency(s1, s2)
+	if err != nil {
+		return nil, err
+	}
+	hashes, err := l.fetch(ctx, nodes.IDs, nil)
+	if err != nil {
+		return nil, err
+	}
+	return nodes.Rehash(hashes, hasher.HashChildren)
+}
+
+// Workflow returns the task graph of workflow wid.
+func (l *Ledger) Workflow(ctx context.Context, wid string) (*dag.Graph, error) {
+	es, err := l.cfg.Store.Workflow(ctx, strings.ToLower(wid))
+	if err != nil {
+		return nil, err
+	}
+	nodes := make([]dag.Node, len(es))
+	for i := range es {
+		nodes[i] = toNode(&es[i])
+	}
+	return dag.NewGraph(nodes), nil
+}
+
+// Checkpoint is a parsed, signature-checked checkpoint.
+type Checkpoint struct {
+	Origin string
+	Size   uint64
+	Root   []byte
+}
+
+// OpenCheckpoint checks a signed checkpoint with the ledger's key.
+func (l *Ledger) OpenCheckpoint(signed []byte) (*Checkpoint, error) {
+	return OpenCheckpoint(signed, l.verifier)
+}
+
+// OpenCheckpoint checks a signed checkpoint note with v and parses its body.
+func OpenCheckpoint(signed []byte, v note.Verifier) (*Checkpoint, error) {
+	n, err := note.Open(signed, note.VerifierList(v))
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint signature: %w", err)
+	}
+	lines := strings.Split(n.Text, "\n")
+	if len(lines) < 4 || lines[len(lines)-1] != "" {
+		return nil, errors.New("checkpoint body is not origin, size, root")
+	}
+	size, err := strconv.ParseUint(lines[1], 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint size: %w", err)
+	}
+	root, err := base64.StdEncoding.DecodeString(lines[2])
+	if err != nil || len(root) != sha256.Size {
+		return nil, errors.New("checkpoint root is not a base64 SHA-256 hash")
+	}
+	if lines[0] != v.Name() {
+		return nil, fmt.Errorf("checkpoint origin %q is not the key's name %q", lines[0], v.Name())
+	}
+	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
+}
+
+// VerifyReceipt checks offline that token is in the log the receipt names:
+// the checkpoint's signature with the ledger's verifier key vkey, the leaf
+// hash recomputed from the token bytes, and the inclusion proof against the
+// checkpoint's root.
+func VerifyReceipt(vkey string, r *Receipt, token []byte) error {
+	v, err := note.NewVerifier(vkey)
+	if err != nil {
+		return fmt.Errorf("ledger key: %w", err)
+	}
+	c, err := OpenCheckpoint([]byte(r.Checkpoint), v)
+	if err != nil {
+		return err
+	}
+	if c.Size != r.TreeSize {
+		return fmt.Errorf("receipt tree size %d differs from its checkpoint's %d", r.TreeSize, c.Size)
+	}
+	leaf := LeafHash(r.Kind, r.ReceivedAt, bytes.TrimSpace(token))
+	if !bytes.Equal(leaf, r.LeafHash) {
+		return errors.New("the token, kind and receipt time do not give the receipt's leaf hash")
+	}
+	if err := proof.VerifyInclusion(hasher, r.Index, r.TreeSize, leaf, r.InclusionProof, c.Root); err != nil {
+		return fmt.Errorf("inclusion proof: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,363 @@
+// Package ledgertest is the conformance suite every ledger.Store passes: run
+// it from the backend's tests with Run. It drives a Ledger over the store
+// with real tokens: appends, receipts checked offline, refusals, proofs,
+// workflows, idempotence, append-only enforcement and the audit.
+package ledgertest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/transparency-dev/merkle/proof"
+	"github.com/transparency-dev/merkle/rfc6962"
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
+	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/internal/testkeys"
+	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/trust"
+)
+
+// Backend is what the suite needs of a store implementation.
+type Backend struct {
+	// Open returns a fresh, empty store.
+	Open func(t *testing.T) ledger.Store
+	// Corrupt changes one byte of the stored token of entry index, behind
+	// the append-only protection (as an attacker with database access).
+	Corrupt func(t *testing.T, s ledger.Store, index uint64)
+	// Update tries to change an entry through the database; the database
+	// itself must refuse it (LED-3).
+	Update func(s ledger.Store) error
+	// Delete tries to delete an entry through the database; it must fail.
+	Delete func(s ledger.Store) error
+}
+
+// Identities and keys of the suite.
+const (
+	LedgerID = "spiffe://example.com/system/ledger"
+	IssA     = "spiffe://example.com/agent/a"
+	IssB     = "spiffe://example.com/agent/b"
+	Wid      = "8d0e4c8a-2a7b-4f59-b1b4-0c3a3e1e9a77"
+)
+
+// Keys of the suite's agents (test keys, public in this repository).
+var (
+	KeyA = testkeys.EdDSA("ledgertest a", "a-1")
+	KeyB = testkeys.ES256("ledgertest b", "b-1")
+)
+
+// Trust returns the trust of the suite's agents.
+func Trust() *trust.Set {
+	s := trust.NewSet()
+	_ = s.Add(trust.Binding{ID: IssA}, KeyA.Public())
+	_ = s.Add(trust.Binding{ID: IssB}, KeyB.Public())
+	return s
+}
+
+type fixture struct {
+	t     *testing.T
+	store ledger.Store
+	l     *ledger.Ledger
+	vkey  string
+	now   time.Time
+}
+
+func newFixture(t *testing.T, b Backend, partial bool) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	store := b.Open(t)
+	skey, vkey, err := ledger.GenerateKey(LedgerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.Create(ctx, store, LedgerID, vkey); err != nil {
+		t.Fatal(err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{t: t, store: store, vkey: vkey, now: time.Unix(1767225600, 0)}
+	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Trust: Trust(), Clock: func() time.Time { return f.now }, Partial: partial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.l = l
+	return f
+}
+
+// ECT returns an ECT of agent a for the ledger.
+func (f *fixture) ECT(execAct string, pred ...string) (string, string) {
+	f.t.Helper()
+	c := &ect.Claims{Issuer: IssA, Audience: []string{IssB, LedgerID}, WorkflowID: Wid, ExecAct: execAct, Pred: pred,
+		InputHash: agentctx.HashBytes([]byte(execAct))}
+	tok, err := ect.Create(KeyA, c, f.now)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return tok, c.ID
+}
+
+func (f *fixture) append(tokens ...string) []ledger.Outcome {
+	f.t.Helper()
+	in := make([]ledger.Input, len(tokens))
+	for i, tok := range tokens {
+		in[i] = ledger.Input{Token: tok}
+	}
+	out, err := f.l.Append(context.Background(), in)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return out
+}
+
+func (f *fixture) ok(tokens ...string) []*ledger.Receipt {
+	f.t.Helper()
+	var rs []*ledger.Receipt
+	for i, o := range f.append(tokens...) {
+		if o.Err != nil {
+			f.t.Fatalf("token %d refused: %v", i, o.Err)
+		}
+		if err := ledger.VerifyReceipt(f.vkey, o.Receipt, []byte(tokens[i])); err != nil {
+			f.t.Fatalf("receipt %d does not verify offline: %v", i, err)
+		}
+		rs = append(rs, o.Receipt)
+	}
+	return rs
+}
+
+// Run runs the suite against b.
+func Run(t *testing.T, b Backend) {
+	t.Run("LED-7/receipt verifies offline", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, _ := f.ECT("review")
+		r := f.ok(tok)[0]
+		if r.Index != 0 || r.TreeSize != 1 || r.Kind != ledger.KindECT || r.ReceivedAt != f.now.UnixMilli() {
+			t.Fatalf("receipt %+v", r)
+		}
+		if err := ledger.VerifyReceipt(f.vkey, r, []byte(tok+"x")); err == nil {
+			t.Fatal("receipt verified for another token")
+		}
+		_, otherV, _ := ledger.GenerateKey(LedgerID)
+		if err := ledger.VerifyReceipt(otherV, r, []byte(tok)); err == nil {
+			t.Fatal("receipt verified with another ledger key")
+		}
+	})
+	t.Run("LED-1/ECT must name the ledger", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, err := ect.Create(KeyA, &ect.Claims{Issuer: IssA, Audience: []string{IssB}, ExecAct: "x"}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := f.append(tok)[0]; agentctx.CodeOf(o.Err) != agentctx.CodeAudienceMismatch {
+			t.Fatalf("%v", o.Err)
+		}
+	})
+	t.Run("LED-1/signature checked", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, _ := f.ECT("x")
+		if o := f.append(tok[:len(tok)-2] + "AA")[0]; agentctx.CodeOf(o.Err) != agentctx.CodeBadSignature {
+			t.Fatalf("%v", o.Err)
+		}
+	})
+	t.Run("LED-4/identical re-append returns the original receipt", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		t1, _ := f.ECT("a")
+		first := f.ok(t1)[0]
+		f.now = f.now.Add(time.Second)
+		t2, _ := f.ECT("b")
+		rs := f.ok(t2, t1, t2)
+		if rs[1].Index != first.Index || rs[1].ReceivedAt != first.ReceivedAt || rs[0].Index != 1 || rs[2].Index != 1 {
+			t.Fatalf("re-append: %+v %+v", first, rs)
+		}
+		if n, _ := f.store.Size(context.Background()); n != 2 {
+			t.Fatalf("size %d after re-appends", n)
+		}
+	})
+	t.Run("LED-4/same task twice is dag_duplicate", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, id := f.ECT("a")
+		f.ok(tok)
+		dup, err := ect.Create(KeyA, &ect.Claims{ID: id, Issuer: IssA, Audience: []string{LedgerID}, WorkflowID: Wid, ExecAct: "again"}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o := f.append(dup)[0]; agentctx.CodeOf(o.Err) != agentctx.CodeDAGDuplicate {
+			t.Fatalf("%v", o.Err)
+		}
+	})
+	t.Run("DAG-2/unknown predecessor, and partial mode", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, _ := f.ECT("b", "00000000-0000-4000-8000-000000000009")
+		if o := f.append(tok)[0]; agentctx.CodeOf(o.Err) != agentctx.CodeDAGUnknownPred {
+			t.Fatalf("%v", o.Err)
+		}
+		p := newFixture(t, b, true)
+		o := p.append(tok)[0]
+		if o.Err != nil || len(o.Partial) != 1 {
+			t.Fatalf("partial: %+v", o)
+		}
+		es, err := p.l.Get(context.Background(), mustJTI(t, tok), "")
+		if err != nil || !es[0].Partial {
+			t.Fatalf("partial flag not stored: %v %+v", err, es)
+		}
+		if rep, err := p.l.Audit(context.Background()); err != nil || len(rep.Partial) != 1 {
+			t.Fatalf("audit of a partial entry: %v %+v", err, rep)
+		}
+	})
+	t.Run("LED-10/batch: per-entry verdicts, one commit, in order", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		root, rootID := f.ECT("root")
+		left, leftID := f.ECT("left", rootID)
+		right, rightID := f.ECT("right", rootID)
+		join, _ := f.ECT("join", leftID, rightID)
+		bad, _ := f.ECT("orphan", "00000000-0000-4000-8000-000000000009")
+		outs := f.append(root, left, bad, right, join)
+		for i, want := range []agentctx.Code{"", "", agentctx.CodeDAGUnknownPred, "", ""} {
+			if agentctx.CodeOf(outs[i].Err) != want {
+				t.Fatalf("input %d: %v, want %q", i, outs[i].Err, want)
+			}
+		}
+		if outs[4].Receipt.Index != 3 || outs[4].Receipt.TreeSize != 4 {
+			t.Fatalf("join receipt %+v", outs[4].Receipt)
+		}
+		cps, _ := f.store.Checkpoints(context.Background())
+		if len(cps) != 1 {
+			t.Fatalf("%d checkpoints for one batch", len(cps))
+		}
+	})
+	t.Run("LED-1/ACT mandate and record in a workflow with ECTs", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		ctx := context.Background()
+		root, rootID := f.ECT("plan")
+		m, err := act.NewMandate(KeyA, &act.Mandate{Issuer: IssA, Subject: IssB, Audience: []string{IssB}, WorkflowID: Wid,
+			Task: act.Task{Purpose: "read"}, Capabilities: []act.Capability{{Action: "read.data"}}}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mres, _ := act.ParseUnverified(m)
+		rec, err := act.NewRecord(KeyB, IssB, mres, act.RecordInput{ExecAct: "read.data", Status: act.StatusCompleted, Pred: []string{rootID}, ExecTS: f.now.Add(time.Second)}, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := f.ECT("report", mres.Mandate.ID)
+		f.now = f.now.Add(2 * time.Second)
+		rs := f.ok(root, m, rec, after)
+		if rs[1].Kind != ledger.KindACTMandate || rs[2].Kind != ledger.KindACTRecord {
+			t.Fatalf("kinds %s %s", rs[1].Kind, rs[2].Kind)
+		}
+		g, err := f.l.Workflow(ctx, Wid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(g.Nodes) != 3 || len(g.Edges) != 2 || len(g.Roots) != 1 || len(g.Leaves) != 1 {
+			t.Fatalf("graph: %d nodes %d edges roots %v leaves %v", len(g.Nodes), len(g.Edges), g.Roots, g.Leaves)
+		}
+		es, err := f.l.Get(ctx, mres.Mandate.ID, Wid)
+		if err != nil || len(es) != 2 {
+			t.Fatalf("get: %v %d", err, len(es))
+		}
+	})
+	t.Run("LED-8/proofs for any published size", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		ctx := context.Background()
+		var toks []string
+		for i := 0; i < 13; i++ {
+			tok, _ := f.ECT("t")
+			toks = append(toks, tok)
+			f.ok(tok) // one checkpoint per entry
+		}
+		for _, size := range []uint64{1, 5, 8, 13} {
+			for idx := uint64(0); idx < size; idx++ {
+				r, err := f.l.Prove(ctx, idx, size)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := ledger.VerifyReceipt(f.vkey, r, []byte(toks[idx])); err != nil {
+					t.Fatalf("index %d size %d: %v", idx, size, err)
+				}
+			}
+		}
+		c5, _ := f.store.Checkpoint(ctx, 5)
+		c13, _ := f.store.Checkpoint(ctx, 13)
+		cp5, _ := f.l.OpenCheckpoint(c5)
+		cp13, _ := f.l.OpenCheckpoint(c13)
+		pr, err := f.l.Consistency(ctx, 5, 13)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 5, 13, pr, cp5.Root, cp13.Root); err != nil {
+			t.Fatalf("consistency: %v", err)
+		}
+		if _, err := f.l.Prove(ctx, 3, 7); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.l.Prove(ctx, 13, 13); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("index beyond size: %v", err)
+		}
+	})
+	t.Run("LED-3/the database refuses update and delete", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, _ := f.ECT("x")
+		f.ok(tok)
+		if err := b.Update(f.store); err == nil {
+			t.Fatal("UPDATE accepted")
+		}
+		if err := b.Delete(f.store); err == nil {
+			t.Fatal("DELETE accepted")
+		}
+	})
+	t.Run("LED-9/audit passes, then names a changed byte's index", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		ctx := context.Background()
+		var toks []string
+		prev := ""
+		for i := 0; i < 20; i++ {
+			var tok, id string
+			if prev == "" {
+				tok, id = f.ECT("step")
+			} else {
+				tok, id = f.ECT("step", prev)
+			}
+			toks, prev = append(toks, tok), id
+		}
+		f.ok(toks[:7]...)
+		f.ok(toks[7:]...)
+		rep, err := f.l.Audit(ctx)
+		if err != nil || rep.Size != 20 || rep.Checkpoints != 2 {
+			t.Fatalf("audit: %v %+v", err, rep)
+		}
+		b.Corrupt(t, f.store, 11)
+		_, err = f.l.Audit(ctx)
+		var ae *ledger.AuditError
+		if !errors.As(err, &ae) || ae.Index != 11 {
+			t.Fatalf("audit after corrupting entry 11: %v", err)
+		}
+	})
+	t.Run("LED-6/checkpoint is a signed C2SP note", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		tok, _ := f.ECT("x")
+		f.ok(tok)
+		cp, err := f.l.Checkpoint(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.HasPrefix(cp, []byte(LedgerID+"\n1\n")) || !bytes.Contains(cp, []byte("\n\n— "+LedgerID+" ")) {
+			t.Fatalf("checkpoint:\n%s", cp)
+		}
+	})
+}
+
+func mustJTI(t *testing.T, tok string) string {
+	_, p, err := ect.UnsafeDecodeWithoutVerification(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := bytes.Index(p, []byte(`"jti":"`))
+	return string(p[i+7 : i+7+36])
+}

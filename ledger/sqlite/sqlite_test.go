@@ -1,0 +1,65 @@
+package sqlite_test
+
+import (
+	"database/sql"
+	"path/filepath"
+	"testing"
+
+	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/ledger/ledgertest"
+	"github.com/agentctx/agentctx/ledger/sqlite"
+)
+
+// TestConformance runs the shared ledger suite on SQLite.
+func TestConformance(t *testing.T) {
+	paths := map[ledger.Store]string{}
+	raw := func(t *testing.T, s ledger.Store) *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+paths[s])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	ledgertest.Run(t, ledgertest.Backend{
+		Open: func(t *testing.T) ledger.Store {
+			p := filepath.Join(t.TempDir(), "ledger.db")
+			s, err := sqlite.Open(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			paths[s] = p
+			return s
+		},
+		Corrupt: func(t *testing.T, s ledger.Store, index uint64) {
+			db := raw(t, s)
+			defer db.Close()
+			for _, q := range []string{
+				`DROP TRIGGER entries_no_update`,
+				`UPDATE entries SET token = CAST(substr(token, 1, 40) || (CASE WHEN substr(token, 41, 1) = 'A' THEN 'B' ELSE 'A' END) || substr(token, 42) AS BLOB) WHERE idx = ?`,
+			} {
+				if _, err := db.Exec(q, index); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		Update: func(s ledger.Store) error {
+			db, err := sql.Open("sqlite", "file:"+paths[s])
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, err = db.Exec(`UPDATE entries SET kind = 'ect' WHERE idx = 0`)
+			return err
+		},
+		Delete: func(s ledger.Store) error {
+			db, err := sql.Open("sqlite", "file:"+paths[s])
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			_, err = db.Exec(`DELETE FROM entries`)
+			return err
+		},
+	})
+}

@@ -1,0 +1,109 @@
+// Package ledger is the tamper-evident audit ledger of spec/ledger.md: an
+// append-only log of verified ECTs and ACT tokens, kept as an RFC 9162
+// Merkle tree with C2SP signed checkpoints, so that anyone holding the
+// ledger's public key can check a receipt, an inclusion proof or a
+// consistency proof offline. It gives ECTs level L3.
+//
+// Entry i (0-based, in append order) has the leaf data
+//
+//	"agentctx-ledger-v1\n" + kind + "\n" + decimal(received_unix_millis) + "\n" + token
+//
+// and the leaf hash SHA-256(0x00 || leaf data); interior nodes are
+// SHA-256(0x01 || left || right) (LED-5). A checkpoint is the C2SP
+// tlog-checkpoint body "<origin>\n<size>\n<base64 root>\n" signed as a C2SP
+// signed note with the ledger's Ed25519 key (LED-6).
+//
+// A Ledger runs on a Store: ledger/sqlite (the embedded default) or
+// ledger/postgres. Every Store passes the suite in ledger/ledgertest.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/transparency-dev/merkle/compact"
+)
+
+// Kinds of entries (LED-1).
+const (
+	KindECT        = "ect"
+	KindACTMandate = "act-mandate"
+	KindACTRecord  = "act-record"
+)
+
+// Entry is one stored token with its index columns (LED-2).
+type Entry struct {
+	Index      uint64
+	Kind       string
+	JTI        string // lower case
+	WID        string // lower case, "" when absent
+	Issuer     string
+	Subject    string
+	ExecAct    string
+	Pred       []string
+	Time       time.Time // exec_ts for an ACT record, iat otherwise
+	ReceivedAt int64     // unix milliseconds
+	Partial    bool
+	Status     string
+	Policy     string   // ect_ext.pol_decision
+	Caps       []string // ACT cap actions
+	Token      []byte   // the exact bytes received
+	TokenHash  []byte   // SHA-256 of Token
+	LeafHash   []byte
+}
+
+// TreeNode is a stored Merkle tree node: a perfect subtree's root.
+type TreeNode struct {
+	ID   compact.NodeID
+	Hash []byte
+}
+
+// Meta identifies a ledger.
+type Meta struct {
+	ID          string // the ledger's identity and checkpoint origin
+	VerifierKey string // the note verifier key "name+hash+base64"
+}
+
+// ErrNotFound is returned by Store look-ups that find nothing.
+var ErrNotFound = errors.New("ledger: not found")
+
+// ErrNotInitialized is returned by Store.Meta before Create.
+var ErrNotInitialized = errors.New("ledger: not initialized (run agentctx ledger init)")
+
+// Store is the durable, append-only storage of a ledger. Implementations
+// refuse updates and deletes in the database itself (LED-3).
+type Store interface {
+	// Create makes the schema and records m; it fails if a ledger exists.
+	Create(ctx context.Context, m Meta) error
+	// Meta returns the ledger's identity (ErrNotInitialized before Create).
+	Meta(ctx context.Context) (Meta, error)
+	// Commit appends entries (their Index fields continue the log), the tree
+	// nodes they complete and the checkpoint of the new size, in one durable
+	// transaction (LED-10). It fails without writing anything when the log
+	// no longer has size entries[0].Index (a concurrent writer), with
+	// ErrConflict.
+	Commit(ctx context.Context, entries []Entry, nodes []TreeNode, checkpoint []byte) error
+	// Size returns the number of entries.
+	Size(ctx context.Context) (uint64, error)
+	// Entries returns entries [from, to) in index order.
+	Entries(ctx context.Context, from, to uint64) ([]Entry, error)
+	// ByJTI returns every entry whose jti is jti (lower case), any workflow.
+	ByJTI(ctx context.Context, jti string) ([]Entry, error)
+	// ByTokenHash returns the entry holding exactly these token bytes.
+	ByTokenHash(ctx context.Context, hash []byte) (*Entry, error)
+	// Workflow returns the entries of workflow wid (lower case) in index order.
+	Workflow(ctx context.Context, wid string) ([]Entry, error)
+	// Hashes returns the hashes of the given tree nodes, in order.
+	Hashes(ctx context.Context, ids []compact.NodeID) ([][]byte, error)
+	// Checkpoint returns the signed checkpoint of size, or the latest when
+	// size is 0 (nil before the first append).
+	Checkpoint(ctx context.Context, size uint64) ([]byte, error)
+	// Checkpoints returns every stored checkpoint in size order.
+	Checkpoints(ctx context.Context) ([][]byte, error)
+	// Close releases the store.
+	Close() error
+}
+
+// ErrConflict is returned by Commit when another writer appended first.
+var ErrConflict = errors.New("ledger: the log grew concurrently; retry")
