@@ -116,3 +116,31 @@ func UnsafeDecodeWithoutVerification(token string) (header, payload []byte, err 
 	}
 	return nil, p, nil
 }
+
+// ParseUnverified reads an ECT WITHOUT verifying the signature, the issuer's
+// key, the audience or the times; only the claim types and formats are
+// checked. It serves tools that draw or route tokens (agentctx dag), never
+// to trust one.
+func ParseUnverified(token string) (*Result, error) {
+	header, payload, err := UnsafeDecodeWithoutVerification(token)
+	if err != nil {
+		return nil, err
+	}
+	members, err := jsonx.ParseObject(payload)
+	if err != nil {
+		return nil, claimErr(agentctx.CodeMalformed, "ECT-V2", "", "payload: %v", err)
+	}
+	set, err := parseClaims(members, true)
+	if err != nil {
+		return nil, err
+	}
+	c, err := formatClaims(set, DefaultMaxPred, true)
+	if err != nil {
+		return nil, err
+	}
+	level := L2
+	if header == nil {
+		level = L1
+	}
+	return &Result{Level: level, Header: header, Payload: payload, Claims: c}, nil
+}

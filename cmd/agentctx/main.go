@@ -76,6 +76,9 @@ Usage:
   agentctx act record --key FILE --mandate CHAIN --exec-act ACTION --status STATUS [flags]
   agentctx inspect [TOKEN|-]
   agentctx verify --trust FILE --audience ID [--kind ect|act] [--json] [--batch FILE|-] [TOKEN|-]
+  agentctx dag [--format json|dot|mermaid|text] (--batch FILE | TOKEN...)
+  agentctx ledger init|pubkey|append|checkpoint|prove|get|workflow|verify --db FILE ...
+  agentctx receipt verify --ledger-key VKEY --receipt FILE --token FILE
   agentctx demo
 
 Run "agentctx COMMAND -h" for the flags of a command.
@@ -90,6 +93,9 @@ var commands = map[string]func(e *env, args []string) error{
 	"inspect": cmdInspect,
 	"verify":  cmdVerify,
 	"demo":    cmdDemo,
+	"ledger":  cmdLedger,
+	"receipt": cmdReceipt,
+	"dag":     cmdDag,
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/ledger/sqlite"
+)
+
+func cmdLedger(e *env, args []string) error {
+	subs := map[string]func(*env, []string) error{
+		"init": cmdLedgerInit, "pubkey": cmdLedgerPubkey, "append": cmdLedgerAppend, "checkpoint": cmdLedgerCheckpoint,
+		"prove": cmdLedgerProve, "get": cmdLedgerGet, "workflow": cmdLedgerWorkflow, "verify": cmdLedgerVerify,
+	}
+	if len(args) == 0 || subs[args[0]] == nil {
+		return usagef("subcommands: init, pubkey, append, checkpoint, prove, get, workflow, verify", "agentctx ledger needs a subcommand")
+	}
+	return subs[args[0]](e, args[1:])
+}
+
+// openStore opens --db: a file path is the embedded SQLite store.
+func openStore(db string) (ledger.Store, error) {
+	switch {
+	case db == "":
+		return nil, usagef("example: --db ledger.db", "--db is required")
+	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+		return nil, usagef("use an SQLite file path for now", "the PostgreSQL store is not in this build yet")
+	}
+	s, err := sqlite.Open(db)
+	if err != nil {
+		return nil, failf("%v", err)
+	}
+	return s, nil
+}
+
+type ledgerFlags struct {
+	db, key, trust string
+	anyIssuer      bool
+	partial        bool
+	now            nowFlag
+}
+
+// openLedger opens the ledger of --db; with withKey it loads the signing key
+// and the trust (for append and verify).
+func openLedger(ctx context.Context, e *env, f *ledgerFlags, needKey, needTrust bool) (*ledger.Ledger, ledger.Store, error) {
+	store, err := openStore(f.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg := ledger.Config{Store: store, Clock: f.now.clock(), Partial: f.partial}
+	if needKey {
+		if f.key == "" {
+			store.Close()
+			return nil, nil, usagef("the key written by agentctx ledger init --key-out", "--key is required")
+		}
+		fi, err := os.Stat(f.key)
+		if err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(e.stderr, "agentctx: warning: ledger key file %q has permissions %#o; use 0600\n", f.key, fi.Mode().Perm())
+		}
+		skey, err := os.ReadFile(f.key)
+		if err != nil {
+			store.Close()
+			return nil, nil, usagef("", "%v", err)
+		}
+		if cfg.Signer, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
+			store.Close()
+			return nil, nil, usagef("", "ledger key file %q is not a note signer key", f.key)
+		}
+	}
+	if needTrust {
+		if cfg.Trust, err = loadTrust(f.trust, f.anyIssuer); err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+	}
+	l, err := ledger.Open(ctx, cfg)
+	if err != nil {
+		store.Close()
+		if errors.Is(err, ledger.ErrNotInitialized) {
+			return nil, nil, usagef("create it with: agentctx ledger init --db FILE --id ID --key-out KEYFILE", "%s holds no ledger", f.db)
+		}
+		return nil, nil, usagef("", "%v", err)
+	}
+	return l, store, nil
+}
+
+func cmdLedgerInit(e *env, args []string) error {
+	fs := newFlags(e, "ledger init", "ledger init --db PATH --id LEDGER_ID --key-out FILE")
+	db := fs.String("db", "", "the ledger database (an SQLite file path)")
+	id := fs.String("id", "", "the ledger's identity, e.g. spiffe://example.com/system/ledger (the checkpoint origin)")
+	keyOut := fs.String("key-out", "", "file to write the ledger's private signing key to (mode 0600; never overwritten)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *id == "" || *keyOut == "" {
+		return usagef("example: agentctx ledger init --db ledger.db --id spiffe://example.com/system/ledger --key-out ledger.key", "--id and --key-out are required")
+	}
+	skey, vkey, err := ledger.GenerateKey(*id)
+	if err != nil {
+		return usagef("", "%v", err)
+	}
+	store, err := openStore(*db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	f, err := os.OpenFile(*keyOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return usagef("choose another --key-out", "%v", err)
+	}
+	if _, err := fmt.Fprintln(f, skey); err != nil {
+		f.Close()
+		return failf("writing the key: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		return failf("writing the key: %v", err)
+	}
+	if err := ledger.Create(context.Background(), store, *id, vkey); err != nil {
+		os.Remove(*keyOut)
+		return failf("%v", err)
+	}
+	fmt.Fprintln(e.stdout, vkey)
+	return nil
+}
+
+func cmdLedgerPubkey(e *env, args []string) error {
+	fs := newFlags(e, "ledger pubkey", "ledger pubkey --db X")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	l, store, err := openLedger(context.Background(), e, &f, false, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fmt.Fprintln(e.stdout, l.Meta().VerifierKey)
+	return nil
+}
+
+// appendResult is one line of ledger append.
+type appendResult struct {
+	OK      bool            `json:"ok"`
+	Receipt *ledger.Receipt `json:"receipt,omitempty"`
+	Partial []string        `json:"partial,omitempty"`
+	Code    agentctx.Code   `json:"code,omitempty"`
+	Rule    string          `json:"rule,omitempty"`
+	Message string          `json:"message,omitempty"`
+}
+
+func cmdLedgerAppend(e *env, args []string) error {
+	fs := newFlags(e, "ledger append", "ledger append --db X --key FILE --trust FILE [--now UNIX] [--partial] [--any-issuer] (--batch FILE|- | CHAIN | @FILE)")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	fs.StringVar(&f.key, "key", "", "the ledger's signing key file")
+	fs.StringVar(&f.trust, "trust", "", "trust file of the agents whose tokens are appended")
+	fs.BoolVar(&f.anyIssuer, "any-issuer", false, "trust a plain JWKS or PEM file for every issuer")
+	fs.BoolVar(&f.partial, "partial", false, "accept tokens whose predecessors are missing, flagged partial (DAG-2)")
+	fs.Var(&f.now, "now", "receipt time as seconds since the epoch (default: the system clock)")
+	batch := fs.String("batch", "", "append one input per line of FILE (- for standard input), group-committed")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	var lines []string
+	switch {
+	case *batch != "" && fs.NArg() == 0:
+		var in io.Reader = e.stdin
+		if *batch != "-" {
+			fh, err := os.Open(*batch)
+			if err != nil {
+				return usagef("", "%v", err)
+			}
+			defer fh.Close()
+			in = fh
+		}
+		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			lines = append(lines, sc.Text())
+		}
+		if err := sc.Err(); err != nil {
+			return failf("reading batch: %v", err)
+		}
+	case *batch == "" && fs.NArg() == 1:
+		chain, err := readChain(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		lines = []string{strings.Join(chain, ",")}
+	default:
+		return usagef("give --batch FILE or one token (with its supporting tokens, comma-separated)", "nothing to append")
+	}
+	ctx := context.Background()
+	l, store, err := openLedger(ctx, e, &f, true, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	inputs := make([]ledger.Input, len(lines))
+	for i, line := range lines {
+		inputs[i].Token, inputs[i].Supporting = splitLine(strings.TrimSpace(line))
+	}
+	outs, err := l.Append(ctx, inputs)
+	if err != nil {
+		return failf("append failed, nothing was acknowledged: %v", err)
+	}
+	w := bufio.NewWriter(e.stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	for _, o := range outs {
+		r := appendResult{OK: o.Err == nil, Receipt: o.Receipt, Partial: o.Partial}
+		if o.Err != nil {
+			v := failed(o.Err)
+			r.Code, r.Rule, r.Message = v.Code, v.Rule, v.Message
+		}
+		enc.Encode(r)
+	}
+	return nil
+}
+
+func cmdLedgerCheckpoint(e *env, args []string) error {
+	fs := newFlags(e, "ledger checkpoint", "ledger checkpoint --db X")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	l, store, err := openLedger(context.Background(), e, &f, false, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	cp, err := l.Checkpoint(context.Background())
+	if err != nil {
+		return failf("%v", err)
+	}
+	if cp == nil {
+		return failf("the ledger is empty: no checkpoint yet")
+	}
+	fmt.Fprint(e.stdout, string(cp))
+	return nil
+}
+
+func cmdLedgerProve(e *env, args []string) error {
+	fs := newFlags(e, "ledger prove", "ledger prove --db X (--index I [--size S] | --jti J [--wid W] | --from S1 --to S2)")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	index := fs.Int64("index", -1, "entry index")
+	size := fs.Uint64("size", 0, "a published tree size (default: the latest)")
+	jti := fs.String("jti", "", "task id")
+	wid := fs.String("wid", "", "workflow id, with --jti")
+	from := fs.Uint64("from", 0, "consistency proof: older size")
+	to := fs.Uint64("to", 0, "consistency proof: newer size")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	l, store, err := openLedger(ctx, e, &f, false, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	enc := json.NewEncoder(e.stdout)
+	switch {
+	case *to != 0:
+		pr, err := l.Consistency(ctx, *from, *to)
+		if err != nil {
+			return failf("%v", err)
+		}
+		if pr == nil {
+			pr = [][]byte{}
+		}
+		return enc.Encode(map[string]any{"from": *from, "to": *to, "proof": pr})
+	case *jti != "":
+		es, err := l.Get(ctx, *jti, *wid)
+		if err != nil {
+			return failf("task %q: %v", *jti, err)
+		}
+		*index = int64(es[len(es)-1].Index)
+	case *index < 0:
+		return usagef("", "give --index, --jti or --from/--to")
+	}
+	r, err := l.Prove(ctx, uint64(*index), *size)
+	if err != nil {
+		return failf("%v", err)
+	}
+	return enc.Encode(r)
+}
+
+// entryJSON is the output of ledger get.
+type entryJSON struct {
+	Index      uint64   `json:"index"`
+	Kind       string   `json:"kind"`
+	JTI        string   `json:"jti"`
+	WID        string   `json:"wid,omitempty"`
+	Issuer     string   `json:"iss"`
+	Subject    string   `json:"sub,omitempty"`
+	ExecAct    string   `json:"exec_act,omitempty"`
+	Pred       []string `json:"pred"`
+	Time       int64    `json:"time"`
+	ReceivedAt int64    `json:"received_at"`
+	Partial    bool     `json:"partial,omitempty"`
+	Status     string   `json:"status,omitempty"`
+	Token      string   `json:"token"`
+}
+
+func cmdLedgerGet(e *env, args []string) error {
+	fs := newFlags(e, "ledger get", "ledger get --db X --jti J [--wid W]")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	jti := fs.String("jti", "", "task id")
+	wid := fs.String("wid", "", "workflow id")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *jti == "" {
+		return usagef("", "--jti is required")
+	}
+	ctx := context.Background()
+	l, store, err := openLedger(ctx, e, &f, false, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	es, err := l.Get(ctx, *jti, *wid)
+	if err != nil {
+		return failf("task %q: %v", *jti, err)
+	}
+	enc := json.NewEncoder(e.stdout)
+	for _, x := range es {
+		enc.Encode(entryJSON{x.Index, x.Kind, x.JTI, x.WID, x.Issuer, x.Subject, x.ExecAct, x.Pred, x.Time.Unix(), x.ReceivedAt, x.Partial, x.Status, string(x.Token)})
+	}
+	return nil
+}
+
+func cmdLedgerWorkflow(e *env, args []string) error {
+	fs := newFlags(e, "ledger workflow", "ledger workflow --db X --wid W [--format json|dot|mermaid|text]")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	wid := fs.String("wid", "", "workflow id")
+	format := fs.String("format", "json", "json, dot, mermaid or text")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *wid == "" {
+		return usagef("", "--wid is required")
+	}
+	ctx := context.Background()
+	l, store, err := openLedger(ctx, e, &f, false, false)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	g, err := l.Workflow(ctx, *wid)
+	if err != nil {
+		return failf("%v", err)
+	}
+	if len(g.Nodes) == 0 {
+		return failf("workflow %q has no entries", *wid)
+	}
+	return printGraph(e, g, *format)
+}
+
+func cmdLedgerVerify(e *env, args []string) error {
+	fs := newFlags(e, "ledger verify", "ledger verify --db X --trust FILE [--any-issuer]")
+	var f ledgerFlags
+	fs.StringVar(&f.db, "db", "", "the ledger database")
+	fs.StringVar(&f.trust, "trust", "", "trust file of the agents")
+	fs.BoolVar(&f.anyIssuer, "any-issuer", false, "trust a plain JWKS or PEM file for every issuer")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	ctx := context.Background()
+	f.now.t = time.Unix(0, 0) // the audit uses each entry's receipt time, never now
+	l, store, err := openLedger(ctx, e, &f, false, true)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	rep, err := l.Audit(ctx)
+	var ae *ledger.AuditError
+	if errors.As(err, &ae) {
+		return failf("ledger is NOT intact: first bad index %d: %s", ae.Index, ae.Reason)
+	}
+	if err != nil {
+		return failf("audit failed: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "ledger intact: %d entries, %d checkpoints verified", rep.Size, rep.Checkpoints)
+	if len(rep.Partial) > 0 {
+		fmt.Fprintf(e.stdout, ", partial entries %v", rep.Partial)
+	}
+	fmt.Fprintln(e.stdout)
+	return nil
+}
+
+func cmdReceipt(e *env, args []string) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usagef("subcommand: verify", "agentctx receipt needs a subcommand")
+	}
+	fs := newFlags(e, "receipt verify", "receipt verify --ledger-key VKEY --receipt FILE --token FILE")
+	vkey := fs.String("ledger-key", "", "the ledger's note verifier key (agentctx ledger pubkey)")
+	vkeyFile := fs.String("ledger-key-file", "", "a file holding the ledger's note verifier key")
+	rfile := fs.String("receipt", "", "the receipt JSON (a line of ledger append, or its receipt member)")
+	tfile := fs.String("token", "", "the token file")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *vkeyFile != "" {
+		b, err := os.ReadFile(*vkeyFile)
+		if err != nil {
+			return usagef("", "%v", err)
+		}
+		*vkey = string(b)
+	}
+	if *vkey == "" || *rfile == "" || *tfile == "" {
+		return usagef("", "--ledger-key (or --ledger-key-file), --receipt and --token are required")
+	}
+	rb, err := os.ReadFile(*rfile)
+	if err != nil {
+		return usagef("", "%v", err)
+	}
+	tb, err := os.ReadFile(*tfile)
+	if err != nil {
+		return usagef("", "%v", err)
+	}
+	var wrapped struct {
+		Receipt *ledger.Receipt `json:"receipt"`
+	}
+	var r ledger.Receipt
+	if json.Unmarshal(rb, &wrapped) == nil && wrapped.Receipt != nil {
+		r = *wrapped.Receipt
+	} else if err := json.Unmarshal(rb, &r); err != nil {
+		return usagef("", "receipt is not JSON: %v", err)
+	}
+	if err := ledger.VerifyReceipt(strings.TrimSpace(*vkey), &r, tb); err != nil {
+		return failf("receipt does NOT verify: %v", err)
+	}
+	fmt.Fprintf(e.stdout, "receipt verified: entry %d of %d (%s)\n", r.Index, r.TreeSize, r.Kind)
+	return nil
+}
