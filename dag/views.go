@@ -252,7 +252,11 @@ func (g *Graph) Text() string {
 		if n.Partial {
 			extra += " PARTIAL"
 		}
-		fmt.Fprintf(&b, "  %s  %-12s %-20s by %s (%s)%s\n", n.JTI, n.Kind, act, n.Issuer, after, extra)
+		who := n.Issuer
+		if n.Kind == KindACTRecord && n.Subject != "" {
+			who = n.Subject // a record is the executor's statement
+		}
+		fmt.Fprintf(&b, "  %s  %-12s %-20s by %s (%s)%s\n", n.JTI, n.Kind, act, who, after, extra)
 	}
 	shorts := func(ids []string) string {
 		out := make([]string, len(ids))

@@ -3,106 +3,193 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
+
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/ledger/sqlite"
 	"github.com/agentctx/agentctx/trust"
 )
 
-// cmdDemo runs an in-process two-agent workflow: agent A records its task in
-// an ECT; agent B verifies it, does its own task and records it with A's task
-// as predecessor; the workflow's DAG is printed.
+// cmdDemo runs an in-process workflow with a fork and a join: agent A plans
+// (ECT); B researches after A (ECT); A gives C a mandate and C queries the
+// database under it (ACT mandate and record); D summarizes after B and C
+// (ECT, the join). Every token is verified by its receiver, appended to an
+// embedded ledger, its receipt checked offline with the ledger's public key
+// alone; then the ledger is audited and the workflow's DAG printed.
 func cmdDemo(e *env, args []string) error {
-	fs := newFlags(e, "demo", "demo")
+	fs := newFlags(e, "demo", "demo [--ledger FILE]")
+	ledgerPath := fs.String("ledger", "", "keep the ledger in this SQLite file (default: a temporary directory)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	const (
-		idA    = "spiffe://example.com/agent/a"
-		idB    = "spiffe://example.com/agent/b"
-		idC    = "spiffe://example.com/agent/c"
-		ledger = "spiffe://example.com/system/ledger"
+		idA, idB, idC, idD = "spiffe://example.com/agent/a", "spiffe://example.com/agent/b", "spiffe://example.com/agent/c", "spiffe://example.com/agent/d"
+		ledgerID           = "spiffe://example.com/system/ledger"
 	)
-	keyA, err := trust.GenerateKey("ES256", "agent-a-1")
-	if err != nil {
-		return failf("%v", err)
-	}
-	keyB, err := trust.GenerateKey("EdDSA", "agent-b-1")
-	if err != nil {
-		return failf("%v", err)
-	}
-	trusted := trust.NewSet()
-	if err := trusted.Add(trust.Binding{ID: idA}, keyA.Public()); err != nil {
-		return failf("%v", err)
-	}
-	if err := trusted.Add(trust.Binding{ID: idB}, keyB.Public()); err != nil {
-		return failf("%v", err)
-	}
-	now := time.Now()
-	clock := func() time.Time { return now }
 	ctx := context.Background()
-	wid := ect.NewID()
 	say := func(format string, args ...any) { fmt.Fprintf(e.stdout, format+"\n", args...) }
+	keys := map[string]*trust.SigningKey{}
+	trusted := trust.NewSet()
+	for i, id := range []string{idA, idB, idC, idD} {
+		alg := []string{"ES256", "EdDSA"}[i%2]
+		k, err := trust.GenerateKey(alg, fmt.Sprintf("agent-%c-1", 'a'+i))
+		if err != nil {
+			return failf("%v", err)
+		}
+		keys[id] = k
+		if err := trusted.Add(trust.Binding{ID: id}, k.Public()); err != nil {
+			return failf("%v", err)
+		}
+	}
 
-	say("== workflow %s", wid)
-	// Agent A: a root task.
-	specIn, specOut := []byte("draft spec v3"), []byte("review: 2 findings")
-	tokA, err := ect.Create(keyA, &ect.Claims{
-		Issuer: idA, Audience: []string{idB, ledger}, WorkflowID: wid, ExecAct: "review_spec",
-		InputHash: agentctx.HashBytes(specIn), OutputHash: agentctx.HashBytes(specOut),
-	}, now)
+	// The embedded ledger.
+	path := *ledgerPath
+	if path == "" {
+		dir, err := os.MkdirTemp("", "agentctx-demo-")
+		if err != nil {
+			return failf("%v", err)
+		}
+		defer os.RemoveAll(dir)
+		path = filepath.Join(dir, "ledger.db")
+	}
+	store, err := sqlite.Open(path)
+	if err != nil {
+		return failf("%v", err)
+	}
+	defer store.Close()
+	skey, vkey, err := ledger.GenerateKey(ledgerID)
+	if err != nil {
+		return failf("%v", err)
+	}
+	if err := ledger.Create(ctx, store, ledgerID, vkey); err != nil {
+		return failf("%v (use a new --ledger file)", err)
+	}
+	signer, err := note.NewSigner(skey)
+	if err != nil {
+		return failf("%v", err)
+	}
+	now := time.Now().Truncate(time.Second)
+	clock := func() time.Time { return now }
+	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Trust: trusted, Clock: clock})
+	if err != nil {
+		return failf("%v", err)
+	}
+	wid := ect.NewID()
+	say("== workflow %s, ledger %s (%s)", wid, ledgerID, path)
+
+	step := func(at time.Duration) time.Time { return now.Add(at) }
+	newECT := func(from string, to []string, execAct string, at time.Duration, pred ...string) (string, *ect.Claims, error) {
+		c := &ect.Claims{Issuer: from, Audience: append(to, ledgerID), WorkflowID: wid, ExecAct: execAct, Pred: pred,
+			InputHash: agentctx.HashBytes([]byte(execAct + " input")), OutputHash: agentctx.HashBytes([]byte(execAct + " output"))}
+		tok, err := ect.Create(keys[from], c, step(at))
+		return tok, c, err
+	}
+	verifyAs := func(audience, tok string) (*ect.Result, error) {
+		v, err := ect.NewVerifier(ect.Config{Trust: trusted, Audience: audience, Clock: clock})
+		if err != nil {
+			return nil, err
+		}
+		return v.Verify(ctx, tok)
+	}
+
+	// A plans (the root), then the work forks to B and C.
+	tokA, cA, err := newECT(idA, []string{idB, idC}, "plan_report", -4*time.Second)
 	if err != nil {
 		return failf("agent A: %v", err)
 	}
-	say("agent A (%s, ES256) recorded its task:\n  %s", idA, tokA)
-
-	// Agent B receives A's ECT with the request and verifies it.
-	verifierB, err := ect.NewVerifier(ect.Config{Trust: trusted, Audience: idB, Clock: clock})
-	if err != nil {
-		return failf("%v", err)
-	}
-	resA, err := verifierB.Verify(ctx, tokA)
-	if err != nil {
+	if _, err := verifyAs(idB, tokA); err != nil {
 		return failf("agent B refused A's ECT: %v", err)
 	}
-	say("agent B verified A's ECT: L%d, jti %s, exec_act %s", resA.Level, resA.Claims.ID, resA.Claims.ExecAct)
-
-	// Agent B does its task and records it, after A's.
-	tokB, err := ect.Create(keyB, &ect.Claims{
-		Issuer: idB, Audience: []string{idC, ledger}, WorkflowID: wid, ExecAct: "summarize_review",
-		Pred: []string{resA.Claims.ID}, InputHash: agentctx.HashBytes(specOut), OutputHash: agentctx.HashBytes([]byte("summary")),
-	}, now)
+	say("A  ECT   plan_report       %s (root)", cA.ID)
+	tokB, cB, err := newECT(idB, []string{idD}, "research", -3*time.Second, cA.ID)
 	if err != nil {
 		return failf("agent B: %v", err)
 	}
-	say("agent B (%s, EdDSA) recorded its task:\n  %s", idB, tokB)
+	say("B  ECT   research          %s after A", cB.ID)
 
-	// Agent C checks B's ECT; a replayed copy is refused.
-	verifierC, err := ect.NewVerifier(ect.Config{Trust: trusted, Audience: idC, Clock: clock})
+	// A mandates C to query the database; C executes and records it (ACT).
+	mandate, err := act.NewMandate(keys[idA], &act.Mandate{Issuer: idA, Subject: idC, Audience: []string{idC}, WorkflowID: wid,
+		Task:         act.Task{Purpose: "figures for the report", CreatedBy: "alice@example.com", DataSensitivity: "internal"},
+		Capabilities: []act.Capability{{Action: "query.db", Constraints: []byte(`{"max_calls":3,"allowed_tables":["sales"]}`)}},
+	}, step(-4*time.Second))
+	if err != nil {
+		return failf("mandate: %v", err)
+	}
+	av, err := act.NewVerifier(act.Config{Trust: trusted, Audience: idC, Clock: clock})
 	if err != nil {
 		return failf("%v", err)
 	}
-	resB, err := verifierC.Verify(ctx, tokB)
+	mres, err := av.VerifyMandate(ctx, mandate, nil)
 	if err != nil {
-		return failf("agent C refused B's ECT: %v", err)
+		return failf("agent C refused its mandate: %v", err)
 	}
-	say("agent C verified B's ECT: L%d, pred %v", resB.Level, resB.Claims.Pred)
-	if _, err := verifierC.Verify(ctx, tokB); agentctx.CodeOf(err) == agentctx.CodeReplay {
-		say("agent C refused a replayed copy of B's ECT: %s", agentctx.CodeOf(err))
-	} else {
-		return failf("replayed ECT was not refused: %v", err)
+	if _, err := mres.Mandate.Authorize("query.db", nil); err != nil {
+		return failf("agent C may not query: %v", err)
 	}
+	record, err := act.NewRecord(keys[idC], idC, mres, act.RecordInput{ExecAct: "query.db", Status: act.StatusCompleted,
+		Pred: []string{cA.ID}, ExecTS: step(-2 * time.Second), InputHash: agentctx.HashBytes([]byte("select ...")), OutputHash: agentctx.HashBytes([]byte("rows"))}, now)
+	if err != nil {
+		return failf("agent C: %v", err)
+	}
+	say("C  ACT   query.db          %s mandate from A, record by C, after A", mres.Mandate.ID)
 
-	say("\n== DAG of workflow %s", wid)
-	for _, r := range []*ect.Result{resA, resB} {
-		c := r.Claims
-		pred := "root"
-		if len(c.Pred) > 0 {
-			pred = fmt.Sprintf("after %v", c.Pred)
-		}
-		say("  %s  %-18s by %s (%s)", c.ID, c.ExecAct, c.Issuer, pred)
+	// D joins B's and C's work.
+	tokD, cD, err := newECT(idD, nil, "summarize", -time.Second, cB.ID, mres.Mandate.ID)
+	if err != nil {
+		return failf("agent D: %v", err)
 	}
-	say("  edge: %s -> %s", resA.Claims.ID, resB.Claims.ID)
+	say("D  ECT   summarize         %s after B and C (join)", cD.ID)
+
+	// Everything goes to the ledger in one group commit.
+	toks := []string{tokA, tokB, mandate, record, tokD}
+	inputs := make([]ledger.Input, len(toks))
+	for i, t := range toks {
+		inputs[i] = ledger.Input{Token: t}
+	}
+	outs, err := l.Append(ctx, inputs)
+	if err != nil {
+		return failf("ledger: %v", err)
+	}
+	say("\n== ledger receipts, each checked offline with the ledger's public key only")
+	for i, o := range outs {
+		if o.Err != nil {
+			return failf("ledger refused token %d: %s", i, describe(o.Err))
+		}
+		if err := ledger.VerifyReceipt(vkey, o.Receipt, []byte(toks[i])); err != nil {
+			return failf("receipt %d does not verify: %v", i, err)
+		}
+		say("  #%d %-11s tree %d, proof of %d hashes: verified", o.Receipt.Index, o.Receipt.Kind, o.Receipt.TreeSize, len(o.Receipt.InclusionProof))
+	}
+	// A replay is answered with the original receipt; a tampered token is refused.
+	again, err := l.Append(ctx, []ledger.Input{{Token: tokB}})
+	if err != nil || again[0].Err != nil || again[0].Receipt.Index != outs[1].Receipt.Index {
+		return failf("re-append was not idempotent: %v", err)
+	}
+	say("  re-append of B's ECT: the original receipt #%d", again[0].Receipt.Index)
+	bad, err := l.Append(ctx, []ledger.Input{{Token: tokD[:len(tokD)-4] + "AAAA"}})
+	if err != nil || bad[0].Err == nil {
+		return failf("tampered token was accepted: %v", err)
+	}
+	say("  tampered copy of D's ECT: refused (%s)", agentctx.CodeOf(bad[0].Err))
+
+	rep, err := l.Audit(ctx)
+	if err != nil {
+		return failf("audit: %v", err)
+	}
+	cp, _ := l.Checkpoint(ctx)
+	say("\n== audit: %d entries, %d checkpoints, every token re-verified: intact\n%s", rep.Size, rep.Checkpoints, cp)
+	g, err := l.Workflow(ctx, wid)
+	if err != nil {
+		return failf("%v", err)
+	}
+	say("== DAG of workflow %s", wid)
+	fmt.Fprint(e.stdout, g.Text())
 	return nil
 }
