@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/ledger/postgres"
 	"github.com/agentctx/agentctx/ledger/sqlite"
 )
 
@@ -29,13 +30,18 @@ func cmdLedger(e *env, args []string) error {
 	return subs[args[0]](e, args[1:])
 }
 
-// openStore opens --db: a file path is the embedded SQLite store.
+// openStore opens --db: a postgres:// URL is the PostgreSQL store, a file
+// path the embedded SQLite store.
 func openStore(db string) (ledger.Store, error) {
 	switch {
 	case db == "":
 		return nil, usagef("example: --db ledger.db", "--db is required")
 	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
-		return nil, usagef("use an SQLite file path for now", "the PostgreSQL store is not in this build yet")
+		s, err := postgres.Open(context.Background(), db)
+		if err != nil {
+			return nil, failf("%v", err)
+		}
+		return s, nil
 	}
 	s, err := sqlite.Open(db)
 	if err != nil {

@@ -1,0 +1,300 @@
+// Package postgres is the server Store of the ledger, on PostgreSQL through
+// pgx. Several processes may share one database: appends are serialized by
+// the database (an exclusive lock on the entries table held by the
+// appending transaction: one sequencer), reads scale out (LED-12). A
+// trigger refuses every UPDATE and DELETE, and those privileges are revoked
+// from PUBLIC (LED-3).
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/transparency-dev/merkle/compact"
+
+	"github.com/agentctx/agentctx/ledger"
+)
+
+const schema = `
+CREATE TABLE meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE entries (
+	idx BIGINT PRIMARY KEY,
+	kind TEXT NOT NULL, jti TEXT NOT NULL, wid TEXT NOT NULL, iss TEXT NOT NULL, sub TEXT NOT NULL,
+	exec_act TEXT NOT NULL, pred TEXT NOT NULL, ts BIGINT NOT NULL, received_ms BIGINT NOT NULL,
+	partial BOOLEAN NOT NULL, status TEXT NOT NULL, pol TEXT NOT NULL, caps TEXT NOT NULL,
+	token BYTEA NOT NULL, token_hash BYTEA NOT NULL UNIQUE, leaf_hash BYTEA NOT NULL);
+CREATE INDEX entries_jti ON entries(jti);
+CREATE INDEX entries_wid ON entries(wid, idx);
+CREATE TABLE nodes (level INT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx));
+CREATE TABLE checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
+CREATE FUNCTION agentctx_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	RAISE EXCEPTION 'append-only ledger: % refused on %', TG_OP, TG_TABLE_NAME;
+END $$;
+CREATE TRIGGER meta_append_only BEFORE UPDATE OR DELETE ON meta FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries EXECUTE FUNCTION agentctx_append_only();
+REVOKE UPDATE, DELETE, TRUNCATE ON meta, entries, nodes, checkpoints FROM PUBLIC;
+`
+
+// Store is a ledger.Store in PostgreSQL.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// Open connects to the database at url (a postgres:// URL; a search_path
+// parameter selects the schema).
+func Open(ctx context.Context, url string) (*Store, error) {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres ledger: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres ledger: %w", err)
+	}
+	return &Store{pool: pool}, nil
+}
+
+// Close implements ledger.Store.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Create implements ledger.Store.
+func (s *Store) Create(ctx context.Context, m ledger.Meta) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, schema); err != nil {
+			var pe *pgconn.PgError
+			if errors.As(err, &pe) && pe.Code == "42P07" {
+				return errors.New("a ledger already exists in this database")
+			}
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO meta (k, v) VALUES ('id', $1), ('vkey', $2)`, m.ID, m.VerifierKey)
+		return err
+	})
+}
+
+// Meta implements ledger.Store.
+func (s *Store) Meta(ctx context.Context) (ledger.Meta, error) {
+	var m ledger.Meta
+	rows, err := s.pool.Query(ctx, `SELECT k, v FROM meta`)
+	if err != nil {
+		if undefinedTable(err) {
+			return m, ledger.ErrNotInitialized
+		}
+		return m, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k, v string
+		if err := rows.Scan(&k, &v); err != nil {
+			return m, err
+		}
+		switch k {
+		case "id":
+			m.ID = v
+		case "vkey":
+			m.VerifierKey = v
+		}
+	}
+	if err := rows.Err(); err != nil {
+		if undefinedTable(err) {
+			return m, ledger.ErrNotInitialized
+		}
+		return m, err
+	}
+	if m.ID == "" {
+		return m, ledger.ErrNotInitialized
+	}
+	return m, nil
+}
+
+func undefinedTable(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "42P01"
+}
+
+type querier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+func size(ctx context.Context, q querier) (uint64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT COALESCE(MAX(idx) + 1, 0) FROM entries`).Scan(&n)
+	return uint64(n), err
+}
+
+// Size implements ledger.Store.
+func (s *Store) Size(ctx context.Context) (uint64, error) { return size(ctx, s.pool) }
+
+// Commit implements ledger.Store. The exclusive lock makes the database the
+// single sequencer of every process appending to this ledger.
+func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledger.TreeNode, checkpoint []byte) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `LOCK TABLE entries IN EXCLUSIVE MODE`); err != nil {
+			return err
+		}
+		n, err := size(ctx, tx)
+		if err != nil {
+			return err
+		}
+		if n != entries[0].Index {
+			return ledger.ErrConflict
+		}
+		rows := make([][]any, len(entries))
+		for i, e := range entries {
+			rows[i] = []any{int64(e.Index), e.Kind, e.JTI, e.WID, e.Issuer, e.Subject, e.ExecAct, strings.Join(e.Pred, ","),
+				e.Time.Unix(), e.ReceivedAt, e.Partial, e.Status, e.Policy, strings.Join(e.Caps, ","), e.Token, e.TokenHash, e.LeafHash}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"entries"}, []string{"idx", "kind", "jti", "wid", "iss", "sub", "exec_act", "pred",
+			"ts", "received_ms", "partial", "status", "pol", "caps", "token", "token_hash", "leaf_hash"}, pgx.CopyFromRows(rows)); err != nil {
+			return err
+		}
+		nrows := make([][]any, len(nodes))
+		for i, nd := range nodes {
+			nrows[i] = []any{int32(nd.ID.Level), int64(nd.ID.Index), nd.Hash}
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"nodes"}, []string{"level", "idx", "hash"}, pgx.CopyFromRows(nrows)); err != nil {
+			return err
+		}
+		last := int64(entries[len(entries)-1].Index + 1)
+		_, err = tx.Exec(ctx, `INSERT INTO checkpoints (size, note) VALUES ($1, $2)`, last, checkpoint)
+		return err
+	})
+}
+
+const cols = `idx, kind, jti, wid, iss, sub, exec_act, pred, ts, received_ms, partial, status, pol, caps, token, token_hash, leaf_hash`
+
+func (s *Store) query(ctx context.Context, where string, args ...any) ([]ledger.Entry, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+cols+` FROM entries WHERE `+where+` ORDER BY idx`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []ledger.Entry
+	for rows.Next() {
+		var e ledger.Entry
+		var idx, ts int64
+		var pred, caps string
+		if err := rows.Scan(&idx, &e.Kind, &e.JTI, &e.WID, &e.Issuer, &e.Subject, &e.ExecAct, &pred, &ts, &e.ReceivedAt,
+			&e.Partial, &e.Status, &e.Policy, &caps, &e.Token, &e.TokenHash, &e.LeafHash); err != nil {
+			return nil, err
+		}
+		e.Index, e.Time = uint64(idx), time.Unix(ts, 0)
+		e.Pred, e.Caps = split(pred), split(caps)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+func split(s string) []string {
+	if s == "" {
+		return []string{}
+	}
+	return strings.Split(s, ",")
+}
+
+// Entries implements ledger.Store.
+func (s *Store) Entries(ctx context.Context, from, to uint64) ([]ledger.Entry, error) {
+	return s.query(ctx, `idx >= $1 AND idx < $2`, int64(from), int64(to))
+}
+
+// ByJTI implements ledger.Store.
+func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
+	return s.query(ctx, `jti = $1`, jti)
+}
+
+// ByTokenHash implements ledger.Store.
+func (s *Store) ByTokenHash(ctx context.Context, hash []byte) (*ledger.Entry, error) {
+	es, err := s.query(ctx, `token_hash = $1`, hash)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, ledger.ErrNotFound
+	}
+	return &es[0], nil
+}
+
+// Workflow implements ledger.Store.
+func (s *Store) Workflow(ctx context.Context, wid string) ([]ledger.Entry, error) {
+	return s.query(ctx, `wid = $1`, wid)
+}
+
+// Hashes implements ledger.Store with one query.
+func (s *Store) Hashes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	if len(ids) == 0 {
+		return [][]byte{}, nil
+	}
+	levels, idxs := make([]int32, len(ids)), make([]int64, len(ids))
+	for i, id := range ids {
+		levels[i], idxs[i] = int32(id.Level), int64(id.Index)
+	}
+	rows, err := s.pool.Query(ctx, `SELECT q.o, n.hash FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS q(l, i, o)
+		LEFT JOIN nodes n ON n.level = q.l AND n.idx = q.i ORDER BY q.o`, levels, idxs)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make([][]byte, 0, len(ids))
+	for rows.Next() {
+		var o int64
+		var h []byte
+		if err := rows.Scan(&o, &h); err != nil {
+			return nil, err
+		}
+		if h == nil {
+			id := ids[o-1]
+			return nil, fmt.Errorf("tree node (%d, %d) is missing: %w", id.Level, id.Index, ledger.ErrNotFound)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// Checkpoint implements ledger.Store.
+func (s *Store) Checkpoint(ctx context.Context, size uint64) ([]byte, error) {
+	var cp []byte
+	var err error
+	if size == 0 {
+		err = s.pool.QueryRow(ctx, `SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1`).Scan(&cp)
+	} else {
+		err = s.pool.QueryRow(ctx, `SELECT note FROM checkpoints WHERE size = $1`, int64(size)).Scan(&cp)
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return cp, err
+}
+
+// Checkpoints implements ledger.Store.
+func (s *Store) Checkpoints(ctx context.Context) ([][]byte, error) {
+	rows, err := s.pool.Query(ctx, `SELECT note FROM checkpoints ORDER BY size`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var cp []byte
+		if err := rows.Scan(&cp); err != nil {
+			return nil, err
+		}
+		out = append(out, cp)
+	}
+	return out, rows.Err()
+}
