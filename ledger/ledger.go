@@ -8,9 +8,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -22,6 +24,7 @@ import (
 	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/dag"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/internal/jsonx"
 	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/trust"
 )
@@ -330,29 +333,30 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 		return es
 	}
 	outs := make([]Outcome, len(inputs))
+	pre, err := l.prepare(ctx, inputs, now, lookup)
+	if err != nil {
+		return nil, err
+	}
 	var entries []Entry
 	stored := map[int]*Entry{}  // input -> entry already in the ledger
 	batchPos := map[int]int{}   // input -> position in entries
 	inBatch := map[string]int{} // token hash -> position in entries
-	for i, in := range inputs {
-		in.Token = strings.TrimSpace(in.Token)
-		th := sha256.Sum256([]byte(in.Token))
+	for i := range inputs {
+		p := &pre[i]
 		// SPEC: LED-4 an identical re-append answers with the original receipt.
-		if j, ok := inBatch[string(th[:])]; ok {
+		if j, ok := inBatch[string(p.hash[:])]; ok {
 			batchPos[i] = j
 			continue
 		}
-		if e, err := store.ByTokenHash(ctx, th[:]); err == nil {
-			stored[i] = e
-			continue
-		} else if !errors.Is(err, ErrNotFound) {
-			return nil, err
-		}
-		e, err := l.verify(ctx, in, now, lookup)
-		if err != nil {
-			outs[i].Err = err
+		if p.stored != nil {
+			stored[i] = p.stored
 			continue
 		}
+		if p.err != nil {
+			outs[i].Err = p.err
+			continue
+		}
+		e := p.entry
 		n := toNode(e)
 		v, err := checker.Check(ctx, n)
 		if err != nil {
@@ -368,13 +372,13 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 		}
 		e.Index = size + uint64(len(entries))
 		e.ReceivedAt = received
-		e.TokenHash = th[:]
+		e.TokenHash = p.hash[:]
 		e.LeafHash = LeafHash(e.Kind, received, e.Token)
 		if err := rng.Append(e.LeafHash, visit); err != nil {
 			return nil, err
 		}
 		pending.Add(n)
-		inBatch[string(th[:])] = len(entries)
+		inBatch[string(p.hash[:])] = len(entries)
 		batchPos[i] = len(entries)
 		entries = append(entries, *e)
 	}
@@ -409,6 +413,82 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 		outs[i].Receipt = r
 	}
 	return outs, nil
+}
+
+// prepared is the stateless part of appending one input.
+type prepared struct {
+	hash   [32]byte
+	stored *Entry // the same bytes are already in the ledger
+	entry  *Entry // verified, not yet placed
+	err    error  // the verdict when verification failed
+}
+
+// prepare looks up and verifies every input, on all cores: what does not
+// depend on the order of the batch.
+func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, lookup func(string) []Entry) ([]prepared, error) {
+	pre := make([]prepared, len(inputs))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fatal error
+	for w := 0; w < runtime.GOMAXPROCS(0) && w < len(inputs); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(inputs) {
+					return
+				}
+				in := inputs[i]
+				in.Token = strings.TrimSpace(in.Token)
+				p := &pre[i]
+				p.hash = sha256.Sum256([]byte(in.Token))
+				e, err := l.byToken(ctx, in.Token, p.hash[:])
+				if err != nil {
+					mu.Lock()
+					fatal = err
+					mu.Unlock()
+					return
+				}
+				if p.stored = e; e != nil {
+					continue
+				}
+				p.entry, p.err = l.verify(ctx, in, now, lookup)
+			}
+		}()
+	}
+	wg.Wait()
+	return pre, fatal
+}
+
+// byToken returns the entry holding exactly token (whose SHA-256 is hash),
+// or nil. It looks the token's task up by jti (an identical token has the
+// same jti), which spares the store an index on token hashes.
+func (l *Ledger) byToken(ctx context.Context, token string, hash []byte) (*Entry, error) {
+	t, err := jws.Parse(token, 0)
+	if err != nil {
+		return nil, nil // not a token the ledger could hold
+	}
+	jti := ""
+	for _, m := range t.Members {
+		if m.Name == "jti" {
+			jti, _ = jsonx.DecodeString(m.Value)
+		}
+	}
+	if jti == "" {
+		return nil, nil
+	}
+	es, err := l.cfg.Store.ByJTI(ctx, strings.ToLower(jti))
+	if err != nil {
+		return nil, err
+	}
+	for i := range es {
+		if bytes.Equal(es[i].TokenHash, hash) {
+			return &es[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // receipt builds the receipt of e at size with checkpoint cp; cache holds

@@ -90,8 +90,6 @@ type Store interface {
 	Entries(ctx context.Context, from, to uint64) ([]Entry, error)
 	// ByJTI returns every entry whose jti is jti (lower case), any workflow.
 	ByJTI(ctx context.Context, jti string) ([]Entry, error)
-	// ByTokenHash returns the entry holding exactly these token bytes.
-	ByTokenHash(ctx context.Context, hash []byte) (*Entry, error)
 	// Workflow returns the entries of workflow wid (lower case) in index order.
 	Workflow(ctx context.Context, wid string) ([]Entry, error)
 	// Hashes returns the hashes of the given tree nodes, in order.

@@ -28,7 +28,7 @@ CREATE TABLE entries (
 	kind TEXT NOT NULL, jti TEXT NOT NULL, wid TEXT NOT NULL, iss TEXT NOT NULL, sub TEXT NOT NULL,
 	exec_act TEXT NOT NULL, pred TEXT NOT NULL, ts BIGINT NOT NULL, received_ms BIGINT NOT NULL,
 	partial BOOLEAN NOT NULL, status TEXT NOT NULL, pol TEXT NOT NULL, caps TEXT NOT NULL,
-	token BYTEA NOT NULL, token_hash BYTEA NOT NULL UNIQUE, leaf_hash BYTEA NOT NULL);
+	token BYTEA NOT NULL, token_hash BYTEA NOT NULL, leaf_hash BYTEA NOT NULL);
 CREATE INDEX entries_jti ON entries(jti);
 CREATE INDEX entries_wid ON entries(wid, idx);
 CREATE TABLE nodes (level INT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx));
@@ -216,18 +216,6 @@ func (s *Store) Entries(ctx context.Context, from, to uint64) ([]ledger.Entry, e
 // ByJTI implements ledger.Store.
 func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
 	return s.query(ctx, `jti = $1`, jti)
-}
-
-// ByTokenHash implements ledger.Store.
-func (s *Store) ByTokenHash(ctx context.Context, hash []byte) (*ledger.Entry, error) {
-	es, err := s.query(ctx, `token_hash = $1`, hash)
-	if err != nil {
-		return nil, err
-	}
-	if len(es) == 0 {
-		return nil, ledger.ErrNotFound
-	}
-	return &es[0], nil
 }
 
 // Workflow implements ledger.Store.

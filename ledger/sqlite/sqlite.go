@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -26,7 +27,7 @@ CREATE TABLE entries (
 	kind TEXT NOT NULL, jti TEXT NOT NULL, wid TEXT NOT NULL, iss TEXT NOT NULL, sub TEXT NOT NULL,
 	exec_act TEXT NOT NULL, pred TEXT NOT NULL, ts INTEGER NOT NULL, received_ms INTEGER NOT NULL,
 	partial INTEGER NOT NULL, status TEXT NOT NULL, pol TEXT NOT NULL, caps TEXT NOT NULL,
-	token BLOB NOT NULL, token_hash BLOB NOT NULL UNIQUE, leaf_hash BLOB NOT NULL);
+	token BLOB NOT NULL, token_hash BLOB NOT NULL, leaf_hash BLOB NOT NULL);
 CREATE INDEX entries_jti ON entries(jti);
 CREATE INDEX entries_wid ON entries(wid, idx);
 CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
@@ -47,12 +48,33 @@ func appendOnly() string {
 
 // Store is a ledger.Store in one SQLite file.
 type Store struct {
-	db *sql.DB
+	db    *sql.DB
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+// stmt returns the prepared statement for q, preparing it once (the tables
+// exist only after Create, so statements are prepared on first use).
+func (s *Store) stmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[q]; ok {
+		return st, nil
+	}
+	st, err := s.db.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[q] = st
+	return st, nil
 }
 
 // Open opens (or creates) the SQLite file at path.
 func Open(path string) (*Store, error) {
-	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)&_pragma=wal_autocheckpoint(16384)"
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, err
@@ -65,7 +87,15 @@ func Open(path string) (*Store, error) {
 }
 
 // Close implements ledger.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 // Create implements ledger.Store.
 func (s *Store) Create(ctx context.Context, m ledger.Meta) error {
@@ -220,7 +250,11 @@ func split(s string) []string {
 }
 
 func (s *Store) query(ctx context.Context, where string, args ...any) ([]ledger.Entry, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT `+cols+` FROM entries WHERE `+where+` ORDER BY idx`, args...)
+	st, err := s.stmt(ctx, `SELECT `+cols+` FROM entries WHERE `+where+` ORDER BY idx`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := st.QueryContext(ctx, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -237,40 +271,53 @@ func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
 	return s.query(ctx, `jti = ?`, jti)
 }
 
-// ByTokenHash implements ledger.Store.
-func (s *Store) ByTokenHash(ctx context.Context, hash []byte) (*ledger.Entry, error) {
-	es, err := s.query(ctx, `token_hash = ?`, hash)
-	if err != nil {
-		return nil, err
-	}
-	if len(es) == 0 {
-		return nil, ledger.ErrNotFound
-	}
-	return &es[0], nil
-}
-
 // Workflow implements ledger.Store.
 func (s *Store) Workflow(ctx context.Context, wid string) ([]ledger.Entry, error) {
 	return s.query(ctx, `wid = ?`, wid)
 }
 
-// Hashes implements ledger.Store.
+// Hashes implements ledger.Store with one query per 200 nodes.
 func (s *Store) Hashes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
-	if len(ids) == 0 {
-		return [][]byte{}, nil
-	}
-	stmt, err := s.db.PrepareContext(ctx, `SELECT hash FROM nodes WHERE level = ? AND idx = ?`)
-	if err != nil {
-		return nil, err
-	}
-	defer stmt.Close()
 	out := make([][]byte, len(ids))
-	for i, id := range ids {
-		if err := stmt.QueryRowContext(ctx, id.Level, id.Index).Scan(&out[i]); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
+	const per = 200
+	for from := 0; from < len(ids); from += per {
+		part := ids[from:min(from+per, len(ids))]
+		var q strings.Builder
+		q.WriteString(`SELECT level, idx, hash FROM nodes WHERE (level, idx) IN (VALUES `)
+		args := make([]any, 0, 2*len(part))
+		for i, id := range part {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?)")
+			args = append(args, id.Level, id.Index)
+		}
+		q.WriteByte(')')
+		rows, err := s.db.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return nil, err
+		}
+		found := make(map[compact.NodeID][]byte, len(part))
+		for rows.Next() {
+			var level uint
+			var idx uint64
+			var h []byte
+			if err := rows.Scan(&level, &idx, &h); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[compact.NewNodeID(level, idx)] = h
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		for i, id := range part {
+			h, ok := found[id]
+			if !ok {
 				return nil, fmt.Errorf("tree node (%d, %d) is missing: %w", id.Level, id.Index, ledger.ErrNotFound)
 			}
-			return nil, err
+			out[from+i] = h
 		}
 	}
 	return out, nil
