@@ -197,3 +197,41 @@ func TestTwoWritersOneLog(t *testing.T) {
 		t.Fatalf("audit: %v %+v", err, rep)
 	}
 }
+
+// TestCrashHelper is the writer process of TestCrash; it does nothing in a
+// normal run.
+func TestCrashHelper(t *testing.T) {
+	keyFile := os.Getenv(ledgertest.CrashEnv)
+	if keyFile == "" {
+		return
+	}
+	ctx := context.Background()
+	s, err := postgres.Open(ctx, os.Getenv("AGENTCTX_CRASH_DB"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ledgertest.OpenWriter(ctx, s, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Fatal(ledgertest.CrashWriter(ctx, l, os.Stdout))
+}
+
+// TestCrash covers LED-11 on PostgreSQL: a writer killed with SIGKILL in the
+// middle of appends loses no acknowledged entry and leaves no torn one.
+func TestCrash(t *testing.T) {
+	u, _ := schemaURL(t, serverURL(t))
+	s, err := postgres.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	reopen := func() ledger.Store {
+		r, err := postgres.Open(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	ledgertest.RunCrash(t, s, "TestCrashHelper", []string{"AGENTCTX_CRASH_DB=" + u}, reopen)
+}
