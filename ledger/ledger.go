@@ -327,7 +327,11 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 	received := now.UnixMilli()
 	pending := dag.NewMemStore()
 	ov := &overlay{store: store, pending: pending}
-	checker := dag.NewChecker(ov, dag.Config{Partial: l.cfg.Partial, AcyclicStore: true})
+	// Without partial mode every stored node passed DAG-2 against this
+	// ledger, so no cycle can form and the ancestor walk is skipped (O(pred)
+	// per append). With partial mode a missing predecessor may arrive later
+	// and close a cycle, so the bounded walk runs [decision].
+	checker := dag.NewChecker(ov, dag.Config{Partial: l.cfg.Partial, AcyclicStore: !l.cfg.Partial})
 	lookup := func(jti string) []Entry {
 		es, _ := store.ByJTI(ctx, jti)
 		return es

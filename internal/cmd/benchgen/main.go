@@ -1,6 +1,8 @@
 // Command benchgen writes the input of the verification comparison in
-// bench/compare: N ECTs signed alternately with an ES256 and an EdDSA key,
-// one per line, issued now with a one-hour lifetime, plus the trust file for
+// bench/compare and of the ledger append measurement: N ECTs of one
+// workflow, a chain (each names the previous as predecessor), signed
+// alternately with an ES256 and an EdDSA key, one per line, issued now with a
+// one-hour lifetime, audience agent b and the ledger, plus the trust file for
 // agentctx and the public JWKs for the other implementations.
 //
 //	go run ./internal/cmd/benchgen -n 20000 -out DIR
@@ -30,18 +32,18 @@ func main() {
 	now := time.Now()
 	wid := ect.NewID()
 	var b strings.Builder
-	prev := ect.NewID()
+	var pred []string // the first task is the root; each next one follows the previous
 	for i := 0; i < *n; i++ {
 		c := &ect.Claims{
 			Issuer: iss, Audience: []string{aud, "spiffe://example.com/system/ledger"}, WorkflowID: wid,
-			ExecAct: "review_spec", Pred: []string{prev}, Expiry: now.Add(time.Hour),
+			ExecAct: "review_spec", Pred: pred, Expiry: now.Add(time.Hour),
 			InputHash: agentctx.HashBytes([]byte{byte(i)}), OutputHash: agentctx.HashBytes([]byte{byte(i + 1)}),
 		}
 		tok, err := ect.Create(keys[i%2], c, now)
 		if err != nil {
 			log.Fatal(err)
 		}
-		prev = c.ID
+		pred = []string{c.ID}
 		b.WriteString(tok)
 		b.WriteByte('\n')
 	}
