@@ -36,8 +36,8 @@ type Config struct {
 
 	// MinLevel is the lowest assurance level accepted (ECT-L2); 0 means L2.
 	// L1 accepts unsigned tokens: use it only in closed test beds. L3 accepts
-	// only tokens with a ledger receipt, which this verifier cannot hold yet:
-	// with L3 every token is refused with level_too_low.
+	// only tokens for which Receipts holds a ledger receipt; without Receipts
+	// every token is refused with level_too_low.
 	MinLevel Level
 	// Skew is the clock skew allowed on exp, nbf and iat; 0 means DefaultSkew.
 	Skew time.Duration
@@ -59,6 +59,17 @@ type Config struct {
 	// DAG, when set, validates each verified token's place in its workflow
 	// (ECT-V13).
 	DAG dag.Validator
+	// Receipts, when set, raises a signed token to L3 when it holds a ledger
+	// receipt for exactly these bytes (ECT-L3): a ledger, or receipts
+	// checked offline (ledger.ReceiptBook).
+	Receipts ReceiptHolder
+}
+
+// ReceiptHolder tells whether a ledger receipt exists for a token.
+type ReceiptHolder interface {
+	// HoldsReceipt reports whether a receipt whose leaf is exactly token's
+	// bytes is held. An error is a failure of the holder, not a verdict.
+	HoldsReceipt(ctx context.Context, token string) (bool, error)
 }
 
 // Verifier verifies ECTs. It is safe for concurrent use.
@@ -222,8 +233,17 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.T
 		return nil, err
 	}
 	res.Claims = c
+	// SPEC: ECT-L3 a token is L3 only when a ledger receipt for its exact bytes is held.
+	if res.Level == L2 && cfg.Receipts != nil {
+		held, err := cfg.Receipts.HoldsReceipt(ctx, token)
+		if err != nil {
+			return nil, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "ECT-L3", Message: "receipt look-up failed", Err: err}
+		}
+		if held {
+			res.Level = L3
+		}
+	}
 	if cfg.MinLevel > res.Level {
-		// SPEC: ECT-L3 a token is L3 only with a ledger receipt, which this verifier does not hold.
 		return nil, claimErr(agentctx.CodeLevelTooLow, "ECT-L3", "", "token is L%d, the minimum level is L%d (a ledger receipt is needed)", res.Level, cfg.MinLevel)
 	}
 	return res, nil

@@ -16,6 +16,7 @@ import (
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/trust"
 )
 
@@ -196,6 +197,9 @@ func cmdVerify(e *env, args []string) error {
 	anyIssuer := fs.Bool("any-issuer", false, "trust the keys of a plain JWKS or PEM file for every issuer")
 	asJSON := fs.Bool("json", false, "print the verdict as JSON")
 	batch := fs.String("batch", "", "verify one input per line of FILE (- for standard input): a token, optionally followed by comma-separated supporting tokens; one JSON verdict per line")
+	ledgerDB := fs.String("ledger", "", "ECT level L3: a ledger database whose entries count as receipts")
+	receipts := fs.String("receipts", "", "ECT level L3: a file of receipts (JSON lines, as ledger append prints), checked offline with --ledger-key-file")
+	ledgerKey := fs.String("ledger-key-file", "", "the ledger's note verifier key, for --receipts")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -231,7 +235,12 @@ func cmdVerify(e *env, args []string) error {
 	var run batchVerifier
 	switch *kind {
 	case "ect":
-		v, err := ect.NewVerifier(ect.Config{Trust: res, Audience: *audience, Clock: now.clock(), MinLevel: ect.Level(*minLevel), Skew: *skew})
+		holder, closeHolder, err := receiptHolder(*ledgerDB, *receipts, *ledgerKey)
+		if err != nil {
+			return err
+		}
+		defer closeHolder()
+		v, err := ect.NewVerifier(ect.Config{Trust: res, Audience: *audience, Clock: now.clock(), MinLevel: ect.Level(*minLevel), Skew: *skew, Receipts: holder})
 		if err != nil {
 			return usagef("", "%v", err)
 		}
@@ -355,4 +364,58 @@ func verifyBatch(ctx context.Context, e *env, run batchVerifier, path string) er
 		flush()
 	}
 	return nil
+}
+
+// receiptHolder builds the L3 receipt source of verify: a ledger database,
+// or receipts checked offline with the ledger's key (nil: none).
+func receiptHolder(db, receiptsFile, keyFile string) (ect.ReceiptHolder, func(), error) {
+	noop := func() {}
+	switch {
+	case db != "" && receiptsFile != "":
+		return nil, noop, usagef("", "give --ledger or --receipts, not both")
+	case db != "":
+		store, err := openStore(db)
+		if err != nil {
+			return nil, noop, err
+		}
+		l, err := ledger.Open(context.Background(), ledger.Config{Store: store, Clock: time.Now})
+		if err != nil {
+			store.Close()
+			return nil, noop, usagef("", "%s: %v", db, err)
+		}
+		return l, func() { store.Close() }, nil
+	case receiptsFile != "":
+		if keyFile == "" {
+			return nil, noop, usagef("the key printed by agentctx ledger init or ledger pubkey", "--receipts needs --ledger-key-file")
+		}
+		vkey, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, noop, usagef("", "%v", err)
+		}
+		data, err := os.ReadFile(receiptsFile)
+		if err != nil {
+			return nil, noop, usagef("", "%v", err)
+		}
+		var rs []*ledger.Receipt
+		for _, line := range strings.Split(string(data), "\n") {
+			if strings.TrimSpace(line) == "" {
+				continue
+			}
+			var wrapped struct {
+				Receipt *ledger.Receipt `json:"receipt"`
+			}
+			var r ledger.Receipt
+			if json.Unmarshal([]byte(line), &wrapped) == nil && wrapped.Receipt != nil {
+				rs = append(rs, wrapped.Receipt)
+			} else if json.Unmarshal([]byte(line), &r) == nil && r.Checkpoint != "" {
+				rs = append(rs, &r)
+			}
+		}
+		book, err := ledger.NewReceiptBook(strings.TrimSpace(string(vkey)), rs...)
+		if err != nil {
+			return nil, noop, usagef("", "%v", err)
+		}
+		return book, noop, nil
+	}
+	return nil, noop, nil
 }

@@ -344,6 +344,30 @@ func Run(t *testing.T, b Backend) {
 			t.Fatalf("audit after corrupting entry 11: %v", err)
 		}
 	})
+	t.Run("ECT-L3/a token with a receipt is L3", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		ctx := context.Background()
+		tok, _ := f.ECT("x")
+		other, _ := f.ECT("y")
+		r := f.ok(tok)[0]
+		book, err := ledger.NewReceiptBook(f.vkey, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, holder := range map[string]ect.ReceiptHolder{"ledger": f.l, "offline receipts": book} {
+			v, err := ect.NewVerifier(ect.Config{Trust: Trust(), Audience: LedgerID, Clock: func() time.Time { return f.now }, MinLevel: ect.L3, Receipts: holder})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := v.Verify(ctx, tok)
+			if err != nil || res.Level != ect.L3 {
+				t.Fatalf("%s: %v %+v", name, err, res)
+			}
+			if _, err := v.Verify(ctx, other); agentctx.CodeOf(err) != agentctx.CodeLevelTooLow {
+				t.Fatalf("%s: token without receipt: %v", name, err)
+			}
+		}
+	})
 	t.Run("LED-6/checkpoint is a signed C2SP note", func(t *testing.T) {
 		f := newFixture(t, b, false)
 		tok, _ := f.ECT("x")
