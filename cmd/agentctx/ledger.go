@@ -441,15 +441,11 @@ func cmdReceipt(e *env, args []string) error {
 	if err != nil {
 		return usagef("", "%v", err)
 	}
-	var wrapped struct {
-		Receipt *ledger.Receipt `json:"receipt"`
+	rs := parseReceipts(rb)
+	if len(rs) != 1 {
+		return usagef("give one receipt (a line of ledger append, or the output of ledger prove)", "%s holds %d receipts", *rfile, len(rs))
 	}
-	var r ledger.Receipt
-	if json.Unmarshal(rb, &wrapped) == nil && wrapped.Receipt != nil {
-		r = *wrapped.Receipt
-	} else if err := json.Unmarshal(rb, &r); err != nil {
-		return usagef("", "receipt is not JSON: %v", err)
-	}
+	r := *rs[0]
 	if err := ledger.VerifyReceipt(strings.TrimSpace(*vkey), &r, tb); err != nil {
 		return failf("receipt does NOT verify: %v", err)
 	}

@@ -396,21 +396,7 @@ func receiptHolder(db, receiptsFile, keyFile string) (ect.ReceiptHolder, func(),
 		if err != nil {
 			return nil, noop, usagef("", "%v", err)
 		}
-		var rs []*ledger.Receipt
-		for _, line := range strings.Split(string(data), "\n") {
-			if strings.TrimSpace(line) == "" {
-				continue
-			}
-			var wrapped struct {
-				Receipt *ledger.Receipt `json:"receipt"`
-			}
-			var r ledger.Receipt
-			if json.Unmarshal([]byte(line), &wrapped) == nil && wrapped.Receipt != nil {
-				rs = append(rs, wrapped.Receipt)
-			} else if json.Unmarshal([]byte(line), &r) == nil && r.Checkpoint != "" {
-				rs = append(rs, &r)
-			}
-		}
+		rs := parseReceipts(data)
 		book, err := ledger.NewReceiptBook(strings.TrimSpace(string(vkey)), rs...)
 		if err != nil {
 			return nil, noop, usagef("", "%v", err)
@@ -418,4 +404,26 @@ func receiptHolder(db, receiptsFile, keyFile string) (ect.ReceiptHolder, func(),
 		return book, noop, nil
 	}
 	return nil, noop, nil
+}
+
+// parseReceipts reads receipts as ledger append or ledger prove print them:
+// JSON lines holding a receipt, or {"ok":true,"receipt":{...}}; other lines
+// are skipped.
+func parseReceipts(data []byte) []*ledger.Receipt {
+	var out []*ledger.Receipt
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		var wrapped struct {
+			Receipt *ledger.Receipt `json:"receipt"`
+		}
+		var r ledger.Receipt
+		if json.Unmarshal([]byte(line), &wrapped) == nil && wrapped.Receipt != nil {
+			out = append(out, wrapped.Receipt)
+		} else if json.Unmarshal([]byte(line), &r) == nil && r.Checkpoint != "" {
+			out = append(out, &r)
+		}
+	}
+	return out
 }
