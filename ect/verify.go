@@ -76,6 +76,8 @@ type ReceiptHolder interface {
 type Verifier struct {
 	cfg    Config
 	opener envelope.Opener
+	// evidence skips the audience, time and level checks (InlineStore).
+	evidence bool
 }
 
 // ErrConfig is wrapped by every configuration error of NewVerifier.
@@ -219,13 +221,15 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.T
 	if err != nil {
 		return nil, err
 	}
-	// ECT-V8, ECT-V9
-	if err := set.CheckTimes(now, cfg.Skew, cfg.MaxAge); err != nil {
-		return nil, err
-	}
-	// ECT-V10
-	if err := set.CheckAudience(cfg.Audience); err != nil {
-		return nil, err
+	if !v.evidence {
+		// ECT-V8, ECT-V9
+		if err := set.CheckTimes(now, cfg.Skew, cfg.MaxAge); err != nil {
+			return nil, err
+		}
+		// ECT-V10
+		if err := set.CheckAudience(cfg.Audience); err != nil {
+			return nil, err
+		}
 	}
 	// ECT-V11
 	c, err := formatClaims(set, cfg.MaxPred, !cfg.NoLegacy)
@@ -243,7 +247,7 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, now time.T
 			res.Level = L3
 		}
 	}
-	if cfg.MinLevel > res.Level {
+	if cfg.MinLevel > res.Level && !v.evidence {
 		return nil, claimErr(agentctx.CodeLevelTooLow, "ECT-L3", "", "token is L%d, the minimum level is L%d (a ledger receipt is needed)", res.Level, cfg.MinLevel)
 	}
 	return res, nil
@@ -415,3 +419,29 @@ func (c *Claims) node() dag.Node {
 
 // Node returns the verified token's node in its workflow's task graph.
 func (r *Result) Node() dag.Node { return r.Claims.node() }
+
+// InlineStore verifies predecessor ECTs received with a token (the further
+// values of an Execution-Context field, TR-1) and returns them as the DAG
+// store to check the token against when no ledger is shared (spec/dag.md).
+// A predecessor must pass the envelope, signature, claim and format checks;
+// its audience (the agent it was sent to), its age and its replay status
+// are not checked: it is evidence of an earlier step, not a request
+// [decision D-41]. A predecessor that fails is an error naming its position.
+func (v *Verifier) InlineStore(ctx context.Context, preds []string) (*dag.MemStore, error) {
+	store := dag.NewMemStore()
+	for i, tok := range preds {
+		res, err := v.verifyEvidence(ctx, tok)
+		if err != nil {
+			return nil, fmt.Errorf("predecessor %d: %w", i+1, err)
+		}
+		store.Add(res.Node())
+	}
+	return store, nil
+}
+
+// verifyEvidence verifies tok without the audience, time and level policy
+// checks (see InlineStore).
+func (v *Verifier) verifyEvidence(ctx context.Context, tok string) (*Result, error) {
+	ev := &Verifier{cfg: v.cfg, opener: v.opener, evidence: true}
+	return ev.verifyStateless(ctx, tok, time.Time{})
+}

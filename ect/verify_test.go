@@ -455,3 +455,34 @@ func TestNewVerifierRequiresExpectations(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestInlineStore: predecessors received with a token become the DAG store
+// it is checked against (spec/dag.md, TR-1), after their own verification.
+func TestInlineStore(t *testing.T) {
+	ctx := context.Background()
+	v, _ := newVerifier(t, nil)
+	// The predecessor was sent to someone else, long ago: still evidence.
+	pc := with(func(m map[string]any) {
+		m["jti"], m["aud"], m["iat"], m["exp"] = jti2, []string{"spiffe://example.com/agent/z"}, now.Unix()-7200, now.Unix()-6600
+	})
+	pred := signRaw(t, edKey, header(edKey), pc)
+	store, err := v.InlineStore(ctx, []string{pred})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := signRaw(t, edKey, header(edKey), with(set("pred", []string{jti2})))
+	d := dag.NewChecker(store, dag.Config{})
+	v2, _ := newVerifier(t, func(c *ect.Config) { c.DAG = d })
+	if _, err := v2.Verify(ctx, tok); err != nil {
+		t.Fatalf("with its predecessor inline: %v", err)
+	}
+	v3, _ := newVerifier(t, func(c *ect.Config) { c.DAG = dag.NewChecker(dag.NewMemStore(), dag.Config{}) })
+	if _, err := v3.Verify(ctx, tok); agentctx.CodeOf(err) != agentctx.CodeDAGUnknownPred {
+		t.Fatalf("without it: %v", err)
+	}
+	// A forged predecessor is refused.
+	forged := signRaw(t, other, header(edKey), pc)
+	if _, err := v.InlineStore(ctx, []string{forged}); agentctx.CodeOf(err) != agentctx.CodeBadSignature {
+		t.Fatalf("forged predecessor: %v", err)
+	}
+}
