@@ -14,6 +14,7 @@ import (
 	"github.com/agentctx/agentctx/dag"
 	"github.com/agentctx/agentctx/internal/envelope"
 	"github.com/agentctx/agentctx/internal/jsonx"
+	"github.com/agentctx/agentctx/internal/wire"
 	"github.com/agentctx/agentctx/replay"
 	"github.com/agentctx/agentctx/trust"
 )
@@ -416,7 +417,7 @@ func (v *Verifier) checkChain(ctx context.Context, leaf *Mandate, parents []stri
 		cd := cur.Delegation
 		link := cd.Chain[len(cd.Chain)-1]
 		// SPEC: ACT-D5 the hash in chain names exactly this parent.
-		if agentctx.HashBytes([]byte(ptok)) != link.Hash {
+		if wire.HashString(ptok) != link.Hash {
 			return broken("parent %d is not the token the chain names (hash differs)", i+1)
 		}
 		pres, pp, err := v.open(ctx, ptok)

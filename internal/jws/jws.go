@@ -152,7 +152,7 @@ func Parse(token string, maxLen int) (*Token, error) {
 // decodeSegment decodes seg into the front of buf and returns the decoded
 // bytes (capacity-limited, so appends never overwrite) and the rest of buf.
 func decodeSegment(buf []byte, seg, what string) ([]byte, []byte, error) {
-	n, err := b64.Decode(buf, []byte(seg))
+	n, err := b64.Decode(buf, readOnlyBytes(seg))
 	if err != nil {
 		return nil, nil, malformed("%s is not canonical base64url", what)
 	}

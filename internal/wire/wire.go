@@ -5,9 +5,11 @@ package wire
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/agentctx/agentctx/internal/jsonx"
 )
@@ -51,6 +53,13 @@ func NewUUID() string {
 		out = append(out, hex[v>>4], hex[v&0x0f])
 	}
 	return string(out)
+}
+
+// HashString returns the hash value (see agentctx.HashBytes) of the bytes
+// of s, without copying them.
+func HashString(s string) string {
+	d := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+	return base64.RawURLEncoding.EncodeToString(d[:])
 }
 
 // IsHash reports whether s is a hash value: unpadded base64url, exactly 43
