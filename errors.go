@@ -69,6 +69,7 @@ func (c Code) Err() error { return codeSentinel{c} }
 
 type codeSentinel struct{ c Code }
 
+// Error returns the code.
 func (s codeSentinel) Error() string { return string(s.c) }
 
 // Error is a verification failure: what was wrong, under which rule of the

@@ -60,6 +60,7 @@ const (
 	PhaseRecord
 )
 
+// String returns "mandate", "record" or "any".
 func (p Phase) String() string {
 	switch p {
 	case PhaseMandate:

@@ -21,6 +21,7 @@ type AuditError struct {
 	Reason string
 }
 
+// Error describes the finding with its index.
 func (e *AuditError) Error() string { return fmt.Sprintf("entry %d: %s", e.Index, e.Reason) }
 
 // AuditReport summarizes a successful audit.

@@ -182,6 +182,7 @@ type overlay struct {
 	pending *dag.MemStore
 }
 
+// Lookup implements dag.Store over the ledger and the pending batch.
 func (o *overlay) Lookup(ctx context.Context, jti string) ([]dag.Node, error) {
 	es, err := o.store.ByJTI(ctx, strings.ToLower(jti))
 	if err != nil {

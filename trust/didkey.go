@@ -31,6 +31,7 @@ var DIDKey Resolver = didKeyResolver{}
 
 type didKeyResolver struct{}
 
+// ResolveKey implements Resolver for did:key issuers.
 func (didKeyResolver) ResolveKey(_ context.Context, issuer, kid, alg string) (crypto.PublicKey, error) {
 	if !strings.HasPrefix(issuer, didKeyPrefix) {
 		return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "TR-7", "iss", "issuer %q is not a did:key", issuer)

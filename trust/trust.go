@@ -378,6 +378,7 @@ func Multi(rs ...Resolver) Resolver { return multi(rs) }
 
 type multi []Resolver
 
+// ResolveKey implements Resolver: the first source that knows the key wins.
 func (m multi) ResolveKey(ctx context.Context, issuer, kid, alg string) (crypto.PublicKey, error) {
 	var first error
 	for _, r := range m {

@@ -41,6 +41,7 @@ const (
 
 var kindNames = [...]string{"invalid", "null", "boolean", "number", "string", "array", "object"}
 
+// String returns the JSON name of the kind ("object", "string", ...).
 func (k Kind) String() string { return kindNames[k] }
 
 // Member is one member of a JSON object: its decoded name and its raw value.
