@@ -51,10 +51,15 @@ func detectPhase(members []jsonx.Member) (Phase, error) {
 // (ACT-P3), iss otherwise.
 func signerOf(members []jsonx.Member) (string, error) {
 	if p, _ := detectPhase(members); p == PhaseRecord {
-		return claims.SignerFrom("sub", "ACT-M2")(members)
+		return subSigner(members)
 	}
-	return claims.SignerFrom("iss", "ACT-M1")(members)
+	return issSigner(members)
 }
+
+var (
+	issSigner = claims.SignerFrom("iss", "ACT-M1")
+	subSigner = claims.SignerFrom("sub", "ACT-M2")
+)
 
 // IsActionName reports whether s follows the action grammar of ACT-A1:
 // dot-separated segments of a-z, 0-9, "_" and "-", at most 128 bytes.

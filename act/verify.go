@@ -1,6 +1,7 @@
 package act
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -359,6 +360,25 @@ func mandateErr(err error) error {
 // sameMandate applies ACT-P3: every mandate claim appears in the record with
 // an equal value, and the record adds only record claims.
 func sameMandate(mandate, record []jsonx.Member) error {
+	// Fast path: a record built by NewRecord repeats the mandate's members
+	// first, in order and byte for byte.
+	if len(record) >= len(mandate) {
+		same := true
+		for i, m := range mandate {
+			if record[i].Name != m.Name || !bytes.Equal(record[i].Value, m.Value) {
+				same = false
+				break
+			}
+		}
+		if same {
+			for _, r := range record[len(mandate):] {
+				if !isRecordOnly(r.Name) {
+					return errf(agentctx.CodeMandateMismatch, "ACT-P3", r.Name, "record adds %s, which its mandate does not have", r.Name)
+				}
+			}
+			return nil
+		}
+	}
 	rec := make(map[string][]byte, len(record))
 	for _, m := range record {
 		rec[m.Name] = m.Value

@@ -93,28 +93,27 @@ func Parse(token string, maxLen int) (*Token, error) {
 	if len(token) > maxLen {
 		return nil, agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "token is %d bytes, the limit is %d", len(token), maxLen)
 	}
-	// One pass over the input: only the base64url alphabet and exactly two dots.
-	// (The standard decoder silently skips CR and LF; this check does not.)
-	dot1, dot2 := -1, -1
-	for i := 0; i < len(token); i++ {
-		c := token[i]
-		if c == '.' {
-			switch {
-			case dot1 < 0:
-				dot1 = i
-			case dot2 < 0:
-				dot2 = i
-			default:
+	// Exactly two dots. The strict decoder below refuses every byte outside
+	// the base64url alphabet except CR and LF, which it skips: refuse those
+	// here. (IndexByte scans are vectorized; this is the hot path.)
+	dot1 := strings.IndexByte(token, '.')
+	dot2 := -1
+	if dot1 >= 0 {
+		if d := strings.IndexByte(token[dot1+1:], '.'); d >= 0 {
+			dot2 = dot1 + 1 + d
+			if strings.IndexByte(token[dot2+1:], '.') >= 0 {
 				return nil, malformed("token has more than three segments (JWE and other forms are not accepted)")
 			}
-			continue
-		}
-		if !b64urlAlphabet[c] {
-			return nil, malformed("token contains a character outside the base64url alphabet at offset %d", i)
 		}
 	}
 	if dot2 < 0 {
 		return nil, malformed("token is not a JWS compact serialization (three dot-separated segments)")
+	}
+	if i := strings.IndexByte(token, '\n'); i >= 0 {
+		return nil, malformed("token contains a line break at offset %d", i)
+	}
+	if i := strings.IndexByte(token, '\r'); i >= 0 {
+		return nil, malformed("token contains a line break at offset %d", i)
 	}
 	hseg, pseg, sseg := token[:dot1], token[dot1+1:dot2], token[dot2+1:]
 	if hseg == "" || pseg == "" {
