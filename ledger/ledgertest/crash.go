@@ -23,15 +23,22 @@ import (
 // crash test's writer process.
 const CrashEnv = "AGENTCTX_LEDGER_CRASH_WRITER"
 
+// BatchesEnv names the environment variable that limits a writer process
+// to that many batches (unset: until killed).
+const BatchesEnv = "AGENTCTX_LEDGER_WRITER_BATCHES"
+
 // CrashWriter appends batches of ECTs through l until the process is
-// killed, writing "acked <index>" to w for every entry after Append
-// acknowledged it (that is, after the commit).
+// killed (or, with BatchesEnv set, that many batches), writing
+// "acked <index>" to w for every entry after Append acknowledged it (that
+// is, after the commit).
 func CrashWriter(ctx context.Context, l *ledger.Ledger, w io.Writer) error {
 	now := time.Unix(1767225600, 0)
-	for b := 0; ; b++ {
+	limit, _ := strconv.Atoi(os.Getenv(BatchesEnv))
+	tag := strconv.Itoa(os.Getpid())
+	for b := 0; limit == 0 || b < limit; b++ {
 		in := make([]ledger.Input, 25)
 		for i := range in {
-			tok, err := ect.Create(KeyA, &ect.Claims{Issuer: IssA, Audience: []string{LedgerID}, ExecAct: fmt.Sprintf("crash-%d-%d", b, i)}, now)
+			tok, err := ect.Create(KeyA, &ect.Claims{Issuer: IssA, Audience: []string{LedgerID}, ExecAct: fmt.Sprintf("w%s-%d-%d", tag, b, i)}, now)
 			if err != nil {
 				return err
 			}
@@ -48,6 +55,7 @@ func CrashWriter(ctx context.Context, l *ledger.Ledger, w io.Writer) error {
 			fmt.Fprintf(w, "acked %d\n", o.Receipt.Index)
 		}
 	}
+	return nil
 }
 
 // OpenWriter opens the ledger of store for a writer, signing with the key
@@ -149,5 +157,81 @@ func RunCrash(t *testing.T, store ledger.Store, helper string, env []string, reo
 	outs, err := w.Append(ctx, []ledger.Input{{Token: tok}})
 	if err != nil || outs[0].Err != nil || outs[0].Receipt.Index != size {
 		t.Fatalf("append after restart: %v %+v", err, outs)
+	}
+}
+
+// RunTwoWriters starts this test binary twice as writer processes (test
+// helper, with env, each limited to batches batches) appending to one
+// ledger at once, created in store, then checks that the log is one
+// consistent log: every acknowledged index once, the size their sum, the
+// audit intact (LED-12).
+func RunTwoWriters(t *testing.T, store ledger.Store, helper string, env []string, batches int) {
+	ctx := context.Background()
+	skey, vkey, err := ledger.GenerateKey(LedgerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.Create(ctx, store, LedgerID, vkey); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := t.TempDir() + "/ledger.key"
+	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		acked []uint64
+		err   error
+	}
+	results := make(chan result, 2)
+	for w := 0; w < 2; w++ {
+		cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
+		cmd.Env = append(append(os.Environ(), env...), CrashEnv+"="+keyFile, fmt.Sprintf("%s=%d", BatchesEnv, batches))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			var r result
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if v, ok := strings.CutPrefix(sc.Text(), "acked "); ok {
+					n, _ := strconv.ParseUint(v, 10, 64)
+					r.acked = append(r.acked, n)
+				}
+			}
+			r.err = cmd.Wait()
+			results <- r
+		}()
+	}
+	seen := map[uint64]bool{}
+	for w := 0; w < 2; w++ {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("writer process: %v", r.err)
+		}
+		if len(r.acked) != batches*25 {
+			t.Fatalf("a writer acknowledged %d entries, want %d", len(r.acked), batches*25)
+		}
+		for _, i := range r.acked {
+			if seen[i] {
+				t.Fatalf("index %d acknowledged twice", i)
+			}
+			seen[i] = true
+		}
+	}
+	size, err := store.Size(ctx)
+	if err != nil || size != uint64(2*batches*25) {
+		t.Fatalf("size %d, want %d (%v)", size, 2*batches*25, err)
+	}
+	l, err := ledger.Open(ctx, ledger.Config{Store: store, Trust: Trust(), Clock: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Audit(ctx); err != nil {
+		t.Fatalf("audit after two concurrent writers: %v", err)
 	}
 }

@@ -214,7 +214,9 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Fatal(ledgertest.CrashWriter(ctx, l, os.Stdout))
+	if err := ledgertest.CrashWriter(ctx, l, os.Stdout); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestCrash covers LED-11 on PostgreSQL: a writer killed with SIGKILL in the
@@ -234,4 +236,17 @@ func TestCrash(t *testing.T) {
 		return r
 	}
 	ledgertest.RunCrash(t, s, "TestCrashHelper", []string{"AGENTCTX_CRASH_DB=" + u}, reopen)
+}
+
+// TestTwoProcesses: two writer processes append to one PostgreSQL ledger at
+// once; the database is the single sequencer, the log stays consistent
+// (LED-12).
+func TestTwoProcesses(t *testing.T) {
+	u, _ := schemaURL(t, serverURL(t))
+	s, err := postgres.Open(context.Background(), u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ledgertest.RunTwoWriters(t, s, "TestCrashHelper", []string{"AGENTCTX_CRASH_DB=" + u}, 12)
 }

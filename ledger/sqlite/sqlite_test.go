@@ -82,7 +82,9 @@ func TestCrashHelper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Fatal(ledgertest.CrashWriter(ctx, l, os.Stdout))
+	if err := ledgertest.CrashWriter(ctx, l, os.Stdout); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestCrash covers LED-11 on SQLite: a writer killed with SIGKILL in the
