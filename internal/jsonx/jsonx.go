@@ -199,6 +199,13 @@ func (s *scanner) str() ([]byte, bool, error) {
 	start := s.pos
 	escaped := false
 	for s.pos < len(d) {
+		// Fast path: a run of printable ASCII without quote or backslash.
+		for s.pos < len(d) && plainASCII[d[s.pos]] {
+			s.pos++
+		}
+		if s.pos >= len(d) {
+			break
+		}
 		c := d[s.pos]
 		switch {
 		case c == '"':
@@ -236,6 +243,15 @@ func (s *scanner) str() ([]byte, bool, error) {
 	}
 	return nil, false, s.errf("unterminated string")
 }
+
+// plainASCII marks the string bytes that need no further look: printable
+// ASCII other than '"' and '\\'.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex4(b []byte) bool {
 	for _, c := range b[:4] {
