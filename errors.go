@@ -63,6 +63,20 @@ const (
 	CodeInternal Code = "internal_error"
 )
 
+// Codes returns every code of the profile: the closed vocabulary of
+// verdicts (test vectors use it with "valid").
+func Codes() []Code {
+	return []Code{
+		CodeTooLarge, CodeMalformed, CodeLevelTooLow, CodeInvalidTyp, CodeAlgNotAllowed, CodeUnsupportedCrit,
+		CodeUnknownKey, CodeBadSignature, CodeMissingClaim, CodeInvalidClaim, CodeExpired, CodeNotYetValid,
+		CodeIATInFuture, CodeTooOld, CodeAudienceMismatch, CodeReplay, CodeReplayCacheFull,
+		CodeDAGDuplicate, CodeDAGUnknownPred, CodeDAGTimeOrder, CodeDAGCycle, CodeDAGTooDeep,
+		CodeDAGWorkflowMismatch, CodeDAGPolicyViolation,
+		CodePhaseError, CodeCapabilityViolation, CodePrivilegeEscalation, CodeDelegationDepth,
+		CodeDelegationBroken, CodeMandateMismatch, CodeApprovalRequired, CodeIdentityMismatch,
+	}
+}
+
 // Err returns the sentinel for c: errors.Is(err, c.Err()) reports whether err
 // carries code c.
 func (c Code) Err() error { return codeSentinel{c} }

@@ -187,21 +187,7 @@ func TestTypeSeparation(t *testing.T) {
 
 func signRaw(t testing.TB, key *trust.SigningKey, hdr, payload any) string {
 	t.Helper()
-	enc := func(v any) []byte {
-		if b, ok := v.([]byte); ok {
-			return b
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	tok, err := jws.Encode(key.Alg(), key.Signer(), enc(hdr), enc(payload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkeys.SignJSON(t, key, hdr, payload)
 }
 
 func hdr(k *trust.SigningKey) map[string]any {

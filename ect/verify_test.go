@@ -84,24 +84,9 @@ func header(key *trust.SigningKey) map[string]any {
 	return map[string]any{"alg": key.Alg(), "kid": key.KeyID(), "typ": "exec+jwt"}
 }
 
-// signRaw signs arbitrary header and payload JSON with key.
 func signRaw(t testing.TB, key *trust.SigningKey, hdr, payload any) string {
 	t.Helper()
-	enc := func(v any) []byte {
-		if b, ok := v.([]byte); ok {
-			return b
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	tok, err := jws.Encode(key.Alg(), key.Signer(), enc(hdr), enc(payload))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return testkeys.SignJSON(t, key, hdr, payload)
 }
 
 func with(mod func(map[string]any)) map[string]any {

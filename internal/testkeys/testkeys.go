@@ -8,7 +8,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/json"
+	"testing"
 
+	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/trust"
 )
 
@@ -39,4 +42,26 @@ func ES256(label, kid string) *trust.SigningKey {
 		panic(err)
 	}
 	return k
+}
+
+// SignJSON signs arbitrary header and payload values (JSON-encoded, or
+// []byte taken as they are) with key: tokens that Create would refuse, for
+// tests of the verifiers' refusals.
+func SignJSON(tb testing.TB, key *trust.SigningKey, header, payload any) string {
+	tb.Helper()
+	enc := func(v any) []byte {
+		if b, ok := v.([]byte); ok {
+			return b
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return b
+	}
+	tok, err := jws.Encode(key.Alg(), key.Signer(), enc(header), enc(payload))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok
 }

@@ -80,27 +80,8 @@ func OpenWriter(ctx context.Context, store ledger.Store, keyFile string) (*ledge
 // audit passes.
 func RunCrash(t *testing.T, store ledger.Store, helper string, env []string, reopen func() ledger.Store) {
 	ctx := context.Background()
-	skey, vkey, err := ledger.GenerateKey(LedgerID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ledger.Create(ctx, store, LedgerID, vkey); err != nil {
-		t.Fatal(err)
-	}
-	keyFile := t.TempDir() + "/ledger.key"
-	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
-	cmd.Env = append(append(os.Environ(), env...), CrashEnv+"="+keyFile)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := createWithKeyFile(t, store)
+	cmd, out := startWriter(t, helper, append(env, CrashEnv+"="+keyFile))
 	var acked []uint64
 	sc := bufio.NewScanner(out)
 	deadline := time.Now().Add(60 * time.Second)
@@ -167,33 +148,14 @@ func RunCrash(t *testing.T, store ledger.Store, helper string, env []string, reo
 // audit intact (LED-12).
 func RunTwoWriters(t *testing.T, store ledger.Store, helper string, env []string, batches int) {
 	ctx := context.Background()
-	skey, vkey, err := ledger.GenerateKey(LedgerID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ledger.Create(ctx, store, LedgerID, vkey); err != nil {
-		t.Fatal(err)
-	}
-	keyFile := t.TempDir() + "/ledger.key"
-	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	keyFile := createWithKeyFile(t, store)
 	type result struct {
 		acked []uint64
 		err   error
 	}
 	results := make(chan result, 2)
 	for w := 0; w < 2; w++ {
-		cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
-		cmd.Env = append(append(os.Environ(), env...), CrashEnv+"="+keyFile, fmt.Sprintf("%s=%d", BatchesEnv, batches))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := startWriter(t, helper, append(env, CrashEnv+"="+keyFile, fmt.Sprintf("%s=%d", BatchesEnv, batches)))
 		go func() {
 			var r result
 			sc := bufio.NewScanner(out)
@@ -234,4 +196,37 @@ func RunTwoWriters(t *testing.T, store ledger.Store, helper string, env []string
 	if _, err := l.Audit(ctx); err != nil {
 		t.Fatalf("audit after two concurrent writers: %v", err)
 	}
+}
+
+// createWithKeyFile creates the suite's ledger in store and writes its
+// signing key to a 0600 file for the writer processes.
+func createWithKeyFile(t *testing.T, store ledger.Store) string {
+	skey, vkey, err := ledger.GenerateKey(LedgerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ledger.Create(context.Background(), store, LedgerID, vkey); err != nil {
+		t.Fatal(err)
+	}
+	keyFile := t.TempDir() + "/ledger.key"
+	if err := os.WriteFile(keyFile, []byte(skey), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return keyFile
+}
+
+// startWriter starts this test binary as a writer process running the test
+// helper with env added, and returns it with its standard output.
+func startWriter(t *testing.T, helper string, env []string) (*exec.Cmd, io.Reader) {
+	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out
 }
