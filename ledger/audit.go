@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -55,7 +56,15 @@ func (l *Ledger) Audit(ctx context.Context) (*AuditReport, error) {
 	for _, raw := range cps {
 		c, err := l.OpenCheckpoint(raw)
 		if err != nil {
-			return nil, &AuditError{Index: 0, Reason: "a checkpoint does not verify: " + err.Error()}
+			// Name the last entry the checkpoint claims to cover, read from its
+			// (unverified) body when it can be.
+			idx := uint64(0)
+			if lines := strings.SplitN(string(raw), "\n", 3); len(lines) == 3 {
+				if n, perr := strconv.ParseUint(lines[1], 10, 64); perr == nil && n > 0 {
+					idx = n - 1
+				}
+			}
+			return nil, &AuditError{Index: idx, Reason: "a checkpoint does not verify: " + err.Error()}
 		}
 		if c.Size > size {
 			return nil, &AuditError{Index: size, Reason: fmt.Sprintf("checkpoint of size %d beyond the %d stored entries", c.Size, size)}

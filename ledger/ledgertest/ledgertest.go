@@ -30,6 +30,11 @@ type Backend struct {
 	// Corrupt changes one byte of the stored token of entry index, behind
 	// the append-only protection (as an attacker with database access).
 	Corrupt func(t *testing.T, s ledger.Store, index uint64)
+	// CorruptNode changes the stored hash of tree node (level, index), and
+	// CorruptCheckpoint one byte of the checkpoint of size, behind the
+	// append-only protection.
+	CorruptNode       func(t *testing.T, s ledger.Store, level, index uint64)
+	CorruptCheckpoint func(t *testing.T, s ledger.Store, size uint64)
 	// Update tries to change an entry through the database; the database
 	// itself must refuse it (LED-3).
 	Update func(s ledger.Store) error
@@ -342,6 +347,31 @@ func Run(t *testing.T, b Backend) {
 		var ae *ledger.AuditError
 		if !errors.As(err, &ae) || ae.Index != 11 {
 			t.Fatalf("audit after corrupting entry 11: %v", err)
+		}
+	})
+	t.Run("LED-9/audit names a changed tree node or checkpoint", func(t *testing.T) {
+		build := func() *fixture {
+			f := newFixture(t, b, false)
+			var toks []string
+			for i := 0; i < 20; i++ {
+				tok, _ := f.ECT("n")
+				toks = append(toks, tok)
+			}
+			f.ok(toks[:7]...)
+			f.ok(toks[7:]...)
+			return f
+		}
+		ctx := context.Background()
+		f := build()
+		b.CorruptNode(t, f.store, 1, 4) // the node over entries 8 and 9
+		var ae *ledger.AuditError
+		if _, err := f.l.Audit(ctx); !errors.As(err, &ae) || ae.Index != 8 {
+			t.Fatalf("changed node: %v", err)
+		}
+		f = build()
+		b.CorruptCheckpoint(t, f.store, 7)
+		if _, err := f.l.Audit(ctx); !errors.As(err, &ae) || ae.Index != 6 {
+			t.Fatalf("changed checkpoint: %v", err)
 		}
 	})
 	t.Run("ECT-L3/a token with a receipt is L3", func(t *testing.T) {

@@ -101,6 +101,28 @@ func TestConformance(t *testing.T) {
 				}
 			}
 		},
+		CorruptNode: func(t *testing.T, s ledger.Store, level, index uint64) {
+			ctx := context.Background()
+			for _, q := range []string{
+				`ALTER TABLE nodes DISABLE TRIGGER nodes_append_only`,
+				fmt.Sprintf(`UPDATE nodes SET hash = decode(repeat('00', 32), 'hex') WHERE level = %d AND idx = %d`, level, index),
+			} {
+				if _, err := direct[s].Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
+		CorruptCheckpoint: func(t *testing.T, s ledger.Store, size uint64) {
+			ctx := context.Background()
+			for _, q := range []string{
+				`ALTER TABLE checkpoints DISABLE TRIGGER checkpoints_append_only`,
+				fmt.Sprintf(`UPDATE checkpoints SET note = set_byte(note, length(note) - 6, get_byte(note, length(note) - 6) # 1) WHERE size = %d`, size),
+			} {
+				if _, err := direct[s].Exec(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		},
 		Update: func(s ledger.Store) error {
 			_, err := direct[s].Exec(context.Background(), `UPDATE entries SET kind = 'ect' WHERE idx = 0`)
 			return err

@@ -45,6 +45,26 @@ func TestConformance(t *testing.T) {
 				}
 			}
 		},
+		CorruptNode: func(t *testing.T, s ledger.Store, level, index uint64) {
+			db := raw(t, s)
+			defer db.Close()
+			if _, err := db.Exec(`DROP TRIGGER nodes_no_update`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`UPDATE nodes SET hash = zeroblob(32) WHERE level = ? AND idx = ?`, level, index); err != nil {
+				t.Fatal(err)
+			}
+		},
+		CorruptCheckpoint: func(t *testing.T, s ledger.Store, size uint64) {
+			db := raw(t, s)
+			defer db.Close()
+			if _, err := db.Exec(`DROP TRIGGER checkpoints_no_update`); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.Exec(`UPDATE checkpoints SET note = CAST(substr(note, 1, length(note) - 6) || (CASE WHEN substr(note, length(note) - 5, 1) = 'A' THEN 'B' ELSE 'A' END) || substr(note, length(note) - 4) AS BLOB) WHERE size = ?`, size); err != nil {
+				t.Fatal(err)
+			}
+		},
 		Update: func(s ledger.Store) error {
 			db, err := sql.Open("sqlite", "file:"+paths[s])
 			if err != nil {
