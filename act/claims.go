@@ -226,16 +226,15 @@ func parseCaps(mem jsonx.Member) ([]Capability, error) {
 	if mem.Kind != jsonx.Array {
 		return nil, bad("cap must be an array of capability objects")
 	}
-	raw, ok := jsonx.Elements(mem.Value)
-	if !ok || len(raw) == 0 {
+	objs, ok := jsonx.ObjectsInArray(mem.Value)
+	if !ok {
+		return nil, bad("cap must be an array of capability objects")
+	}
+	if len(objs) == 0 {
 		return nil, bad("cap must hold at least one capability")
 	}
-	caps := make([]Capability, 0, len(raw))
-	for _, r := range raw {
-		ms, err := jsonx.ParseObject(r)
-		if err != nil {
-			return nil, bad("each capability must be an object")
-		}
+	caps := make([]Capability, 0, len(objs))
+	for _, ms := range objs {
 		var c Capability
 		hasAction := false
 		for _, m := range ms {
@@ -294,13 +293,13 @@ func parseDel(mem jsonx.Member) (*Delegation, error) {
 			}
 		case "chain":
 			has.chain = true
-			links, ok := jsonx.Elements(m.Value)
+			links, ok := jsonx.ObjectsInArray(m.Value)
 			if m.Kind != jsonx.Array || !ok {
 				return nil, bad("del.chain must be an array of {iss, jti, hash} objects")
 			}
 			d.Chain = make([]Link, 0, len(links))
-			for _, raw := range links {
-				l, ok := parseLink(raw)
+			for _, ms := range links {
+				l, ok := parseLink(ms)
 				if !ok {
 					return nil, bad("del.chain entries need iss, a UUID jti and a hash value")
 				}
@@ -317,11 +316,7 @@ func parseDel(mem jsonx.Member) (*Delegation, error) {
 	return d, nil
 }
 
-func parseLink(raw []byte) (Link, bool) {
-	ms, err := jsonx.ParseObject(raw)
-	if err != nil {
-		return Link{}, false
-	}
+func parseLink(ms []jsonx.Member) (Link, bool) {
 	var l Link
 	for _, m := range ms {
 		var ok bool

@@ -570,3 +570,35 @@ func KindOf(raw []byte) Kind {
 	}
 	return Invalid
 }
+
+// ObjectsInArray returns the members of every element of a JSON array
+// whose elements are all objects, reading the array once. ok is false when
+// raw is not such an array. Like ParseObject it refuses duplicate names.
+func ObjectsInArray(raw []byte) (objs [][]Member, ok bool) {
+	s := scanner{data: raw}
+	s.skipWS()
+	if s.pos >= len(raw) || raw[s.pos] != '[' {
+		return nil, false
+	}
+	if empty, err := s.open(1, ']'); err != nil {
+		return nil, false
+	} else if empty {
+		return [][]Member{}, true
+	}
+	for {
+		s.skipWS()
+		if s.pos >= len(raw) || raw[s.pos] != '{' {
+			return nil, false
+		}
+		ms := make([]Member, 0, 4)
+		if _, err := s.objectDepth(2, &ms); err != nil {
+			return nil, false
+		}
+		objs = append(objs, ms)
+		if done, err := s.separator(']'); err != nil {
+			return nil, false
+		} else if done {
+			return objs, true
+		}
+	}
+}
