@@ -11,6 +11,7 @@ import (
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/internal/claims"
 	"github.com/agentctx/agentctx/internal/jsonx"
+	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/wire"
 )
 
@@ -89,6 +90,8 @@ type parsed struct {
 	mandate Mandate
 	rec     Record // set for a record
 	members []jsonx.Member
+	token   string     // the compact JWS
+	jws     *jws.Token // its envelope
 }
 
 // parseACT type-checks every claim (ECT-V7) of a token of phase p and

@@ -138,7 +138,7 @@ func (v *Verifier) VerifyAudit(ctx context.Context, token string, supporting []s
 	if res.Phase == PhaseRecord {
 		err = v.checkRecord(ctx, res, p, supporting, PhaseAny, at)
 	} else {
-		err = v.checkMandate(res, p, PhaseAny, at, false)
+		err = v.checkMandate(p, PhaseAny, at, false)
 		if err == nil {
 			err = v.checkChain(ctx, &p.mandate, supporting, at)
 		}
@@ -209,11 +209,13 @@ func (v *Verifier) stateful(ctx context.Context, p *parsed, now time.Time) error
 	return v.cfg.DAG.Validate(ctx, p.node())
 }
 
-// opened is a token past the envelope and the claim types.
-func (v *Verifier) open(ctx context.Context, token string) (*Result, *parsed, error) {
+// parse applies ECT-V1..ECT-V7 to token: the envelope, the signature by the
+// phase's signer, the claim types. p.phase is PhaseAny for a token that is
+// neither a mandate nor a record (refused at ACT-V1).
+func (v *Verifier) parse(ctx context.Context, token string) (*parsed, error) {
 	t, err := v.opener.Open(ctx, token, signerOf) // ECT-V1..ECT-V6
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	phase, phaseErr := detectPhase(t.Members)
 	if phaseErr != nil {
@@ -221,14 +223,28 @@ func (v *Verifier) open(ctx context.Context, token string) (*Result, *parsed, er
 	}
 	p, err := parseACT(t.Members, phase, !v.cfg.NoLegacy) // ECT-V7
 	if err != nil {
+		return nil, err
+	}
+	if phaseErr != nil {
+		p.phase = PhaseAny
+	}
+	p.members, p.token, p.jws = t.Members, token, t
+	return p, nil
+}
+
+// result returns the public result of a parsed token.
+func (p *parsed) result() *Result {
+	t := p.jws
+	return &Result{Phase: p.phase, Token: p.token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate, p: p}
+}
+
+// open parses token and returns its result too.
+func (v *Verifier) open(ctx context.Context, token string) (*Result, *parsed, error) {
+	p, err := v.parse(ctx, token)
+	if err != nil {
 		return nil, nil, err
 	}
-	res := &Result{Phase: phase, Token: token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate, p: p}
-	if phaseErr != nil {
-		res.Phase = PhaseAny
-	}
-	p.members = t.Members
-	return res, p, nil
+	return p.result(), p, nil
 }
 
 func (v *Verifier) verifyStateless(ctx context.Context, token string, supporting []string, want Phase, now time.Time) (*Result, *parsed, error) {
@@ -239,7 +255,7 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, supporting
 	if res.Phase == PhaseRecord {
 		err = v.checkRecord(ctx, res, p, supporting, want, now)
 	} else {
-		err = v.checkMandate(res, p, want, now, true)
+		err = v.checkMandate(p, want, now, true)
 		if err == nil {
 			err = v.checkChain(ctx, &p.mandate, supporting, now) // ACT-V2
 		}
@@ -265,7 +281,7 @@ func phaseCheck(got, want Phase) error {
 // caller checks its chain (ACT-V2). forUse applies the audience check and the
 // max age (a mandate presented for use); a parent in a chain or a record's
 // mandate is checked without them.
-func (v *Verifier) checkMandate(res *Result, p *parsed, want Phase, at time.Time, forUse bool) error {
+func (v *Verifier) checkMandate(p *parsed, want Phase, at time.Time, forUse bool) error {
 	set := p.set
 	maxAge := v.cfg.MaxAge
 	if !forUse {
@@ -282,7 +298,7 @@ func (v *Verifier) checkMandate(res *Result, p *parsed, want Phase, at time.Time
 	if err := set.CheckFormats(rules, v.cfg.MaxPred); err != nil { // ECT-V11
 		return err
 	}
-	return phaseCheck(res.Phase, want) // ACT-V1
+	return phaseCheck(p.phase, want) // ACT-V1
 }
 
 // checkRecord applies ACT-V4 (and the record's share of ECT-V8..V11).
@@ -329,11 +345,11 @@ func (v *Verifier) checkRecord(ctx context.Context, res *Result, p *parsed, supp
 		return nil // "record only"
 	}
 	// SPEC: ACT-P3 the mandate verifies (as of exec_ts) and its claims equal the record's.
-	mres, mp, err := v.open(ctx, supporting[0])
+	mp, err := v.parse(ctx, supporting[0])
 	if err != nil {
 		return mandateErr(err)
 	}
-	if err := v.checkMandate(mres, mp, PhaseMandate, r.ExecTS, false); err != nil {
+	if err := v.checkMandate(mp, PhaseMandate, r.ExecTS, false); err != nil {
 		return mandateErr(err)
 	}
 	if err := v.checkChain(ctx, &mp.mandate, supporting[1:], r.ExecTS); err != nil {
@@ -440,11 +456,11 @@ func (v *Verifier) checkChain(ctx context.Context, leaf *Mandate, parents []stri
 		if wire.HashString(ptok) != link.Hash {
 			return broken("parent %d is not the token the chain names (hash differs)", i+1)
 		}
-		pres, pp, err := v.open(ctx, ptok)
+		pp, err := v.parse(ctx, ptok)
 		if err != nil {
 			return &agentctx.Error{Code: agentctx.CodeDelegationBroken, Rule: "ACT-D5", Claim: "del", Message: fmt.Sprintf("parent %d does not verify: %v", i+1, err), Err: err}
 		}
-		if err := v.checkMandate(pres, pp, PhaseMandate, at, false); err != nil {
+		if err := v.checkMandate(pp, PhaseMandate, at, false); err != nil {
 			return &agentctx.Error{Code: agentctx.CodeDelegationBroken, Rule: "ACT-D5", Claim: "del", Message: fmt.Sprintf("parent %d does not verify: %v", i+1, err), Err: err}
 		}
 		parent := &pp.mandate
