@@ -126,3 +126,69 @@ func BenchmarkRawVerify(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkVerifyRatio alternates blocks of 32 full verifications and 32
+// bare signature checks of the same tokens in one loop, so that both see the
+// same machine state, and reports Verify time / Raw time as "x-raw".
+func BenchmarkVerifyRatio(b *testing.B) {
+	now := time.Unix(1767225600, 0)
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			key := benchKeys()[alg]
+			set := trust.NewSet()
+			if err := set.Add(trust.Binding{Prefix: "spiffe://example.com/"}, key.Public()); err != nil {
+				b.Fatal(err)
+			}
+			const n = 4096
+			toks := make([]string, n)
+			inputs, sigs := make([][]byte, n), make([][]byte, n)
+			for i := range toks {
+				toks[i] = typicalECT(b, key, now)
+				dot := strings.LastIndexByte(toks[i], '.')
+				sig, err := jws.DecodeSegment(toks[i][dot+1:])
+				if err != nil {
+					b.Fatal(err)
+				}
+				inputs[i], sigs[i] = []byte(toks[i][:dot]), sig
+			}
+			pub := key.Public().Public
+			raw := func(i int) bool {
+				switch k := pub.(type) {
+				case *ecdsa.PublicKey:
+					d := sha256.Sum256(inputs[i])
+					return ecdsa.Verify(k, d[:], new(big.Int).SetBytes(sigs[i][:32]), new(big.Int).SetBytes(sigs[i][32:]))
+				case ed25519.PublicKey:
+					return ed25519.Verify(k, inputs[i], sigs[i])
+				}
+				return false
+			}
+			ctx := context.Background()
+			var v *ect.Verifier
+			var tv, tr time.Duration
+			const block = 32
+			for i := 0; i < b.N; i += block {
+				if i%n == 0 {
+					var err error
+					v, err = ect.NewVerifier(ect.Config{Trust: set, Audience: "spiffe://example.com/agent/b", Clock: func() time.Time { return now }, Replay: replay.New(2 * n)})
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				t0 := time.Now()
+				for j := i; j < i+block; j++ {
+					if _, err := v.Verify(ctx, toks[j%n]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				t1 := time.Now()
+				for j := i; j < i+block; j++ {
+					if !raw(j % n) {
+						b.Fatal("bad signature")
+					}
+				}
+				tv, tr = tv+t1.Sub(t0), tr+time.Since(t1)
+			}
+			b.ReportMetric(float64(tv)/float64(tr), "x-raw")
+		})
+	}
+}
