@@ -101,11 +101,8 @@ func cmdACTMandate(e *env, args []string) error {
 	lifetime := fs.Duration("lifetime", act.DefaultMandateLifetime, "time from iat to exp")
 	var now nowFlag
 	fs.Var(&now, "now", "issue time as seconds since the epoch (default: the system clock)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("", "unexpected argument %q", fs.Arg(0))
 	}
 	if err := lifetimeOK(*lifetime); err != nil {
 		return err
@@ -151,11 +148,8 @@ func cmdACTDelegate(e *env, args []string) error {
 	lifetime := fs.Duration("lifetime", act.DefaultMandateLifetime, "time from iat to exp, capped at the parent's exp")
 	var now nowFlag
 	fs.Var(&now, "now", "issue time as seconds since the epoch (default: the system clock)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("", "unexpected argument %q", fs.Arg(0))
 	}
 	if err := lifetimeOK(*lifetime); err != nil {
 		return err
@@ -203,11 +197,8 @@ func cmdACTRecord(e *env, args []string) error {
 	errMessage := fs.String("err-message", "", "error message of a failed execution")
 	var now nowFlag
 	fs.Var(&now, "now", "execution end time (exec_ts) as seconds since the epoch (default: the system clock)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("", "unexpected argument %q", fs.Arg(0))
 	}
 	if *errMessage != "" && *errCode == "" {
 		return usagef("", "--err-message needs --err-code")

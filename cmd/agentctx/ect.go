@@ -89,11 +89,8 @@ func cmdECTCreate(e *env, args []string) error {
 	lifetime := fs.Duration("lifetime", ect.DefaultLifetime, "time from iat to exp")
 	var now nowFlag
 	fs.Var(&now, "now", "issue time as seconds since the epoch (default: the system clock)")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("", "unexpected argument %q", fs.Arg(0))
 	}
 	if *lifetime <= 0 || *lifetime%time.Second != 0 {
 		return usagef("example: --lifetime 10m", "--lifetime must be a positive whole number of seconds")

@@ -161,6 +161,18 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// parseFlagsNoArgs is parseFlags for commands that take no positional
+// argument.
+func parseFlagsNoArgs(fs *flag.FlagSet, args []string) error {
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usagef("", "unexpected argument %q", fs.Arg(0))
+	}
+	return nil
+}
+
 // stringList is a repeatable string flag.
 type stringList []string
 
