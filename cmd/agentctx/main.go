@@ -139,12 +139,30 @@ func report(stderr io.Writer, err error) int {
 	return code
 }
 
+// examples are shown in the usage of the commands that have one.
+var examples = map[string]string{
+	"keygen":        "agentctx keygen --alg EdDSA --kid agent-a-1 --out agent-a.jwk > agent-a.pub.jwk",
+	"keys trust":    "agentctx keys trust --id spiffe://example.com/agent/a agent-a.pub.jwk > trust.json",
+	"ect create":    "agentctx ect create --key agent-a.jwk --iss spiffe://example.com/agent/a --aud spiffe://example.com/agent/b --exec-act review_spec --input spec.md",
+	"verify":        "agentctx verify --trust trust.json --audience spiffe://example.com/agent/b --json \"$TOKEN\"",
+	"act mandate":   "agentctx act mandate --key a.jwk --iss A --sub B --aud B --purpose report --cap 'read.data={\"max_calls\":10}' > m1",
+	"act delegate":  "agentctx act delegate --key b.jwk --parent @m1 --sub C --aud C --cap 'read.data={\"max_calls\":5}' > chain",
+	"act record":    "agentctx act record --key c.jwk --mandate @chain --exec-act read.data --status completed --input q.sql",
+	"ledger init":   "agentctx ledger init --db ledger.db --id spiffe://example.com/system/ledger --key-out ledger.key > ledger.vkey",
+	"ledger append": "agentctx ledger append --db ledger.db --key ledger.key --trust trust.json --batch tokens.txt",
+	"dag":           "agentctx dag --format mermaid --batch tokens.txt",
+}
+
 // newFlags returns a FlagSet that reports errors as usage errors.
 func newFlags(e *env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: agentctx %s\n\nFlags:\n", synopsis)
+		fmt.Fprintf(e.stderr, "Usage: agentctx %s\n", synopsis)
+		if ex, ok := examples[name]; ok {
+			fmt.Fprintf(e.stderr, "\nExample:\n  %s\n", ex)
+		}
+		fmt.Fprintf(e.stderr, "\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	return fs

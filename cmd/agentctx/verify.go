@@ -185,7 +185,7 @@ func loadTrust(path string, anyIssuer bool) (trust.Resolver, error) {
 }
 
 func cmdVerify(e *env, args []string) error {
-	fs := newFlags(e, "verify", "verify --trust FILE --audience ID [--kind ect|act] [--phase mandate|record] [--now UNIX] [--min-level 1|2|3] [--skew 60s] [--any-issuer] [--json] [--batch FILE|-] [TOKEN[,SUPPORTING...]|-]")
+	fs := newFlags(e, "verify", "verify --trust FILE --audience ID [--kind ect|act] [--phase mandate|record] [--now UNIX] [--min-level 1|2|3] [--skew 60s] [--any-issuer] [--json] [--ledger DB | --receipts FILE --ledger-key-file VKEY] [--batch FILE|-] [TOKEN[,SUPPORTING...]|-]")
 	trustPath := fs.String("trust", "", "trust file (agentctx keys trust), or a JWKS/PEM with --any-issuer")
 	audience := fs.String("audience", "", "this verifier's own identity; must appear in aud (ECTs, ACT mandates)")
 	kind := fs.String("kind", "ect", "token kind: ect or act")
