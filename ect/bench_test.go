@@ -45,38 +45,80 @@ func benchKeys() map[string]*trust.SigningKey {
 	}
 }
 
+// benchN is the number of distinct tokens each benchmark cycles through.
+const benchN = 4096
+
+// fixture is the shared input of the ECT benchmarks for one algorithm:
+// distinct typical tokens, their signing inputs and decoded signatures.
+type fixture struct {
+	toks         []string
+	inputs, sigs [][]byte
+	set          *trust.Set
+	pub          any
+	now          time.Time
+}
+
+func newFixture(b *testing.B, alg string) *fixture {
+	now := time.Unix(1767225600, 0)
+	key := benchKeys()[alg]
+	f := &fixture{toks: make([]string, benchN), inputs: make([][]byte, benchN), sigs: make([][]byte, benchN),
+		set: trust.NewSet(), pub: key.Public().Public, now: now}
+	if err := f.set.Add(trust.Binding{Prefix: "spiffe://example.com/"}, key.Public()); err != nil {
+		b.Fatal(err)
+	}
+	for i := range f.toks {
+		f.toks[i] = typicalECT(b, key, now)
+		dot := strings.LastIndexByte(f.toks[i], '.')
+		sig, err := jws.DecodeSegment(f.toks[i][dot+1:])
+		if err != nil {
+			b.Fatal(err)
+		}
+		f.inputs[i], f.sigs[i] = []byte(f.toks[i][:dot]), sig
+	}
+	return f
+}
+
+// verifier returns a verifier with a fresh replay cache for one round of
+// the distinct tokens.
+func (f *fixture) verifier(b *testing.B) *ect.Verifier {
+	v, err := ect.NewVerifier(ect.Config{Trust: f.set, Audience: "spiffe://example.com/agent/b", Clock: func() time.Time { return f.now }, Replay: replay.New(2 * benchN)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// raw is the bare signature check of token i: SHA-256 + ecdsa.Verify for
+// ES256, ed25519.Verify for EdDSA, signature decoded and key in hand.
+func (f *fixture) raw(i int) bool {
+	switch k := f.pub.(type) {
+	case *ecdsa.PublicKey:
+		d := sha256.Sum256(f.inputs[i])
+		return ecdsa.Verify(k, d[:], new(big.Int).SetBytes(f.sigs[i][:32]), new(big.Int).SetBytes(f.sigs[i][32:]))
+	case ed25519.PublicKey:
+		return ed25519.Verify(k, f.inputs[i], f.sigs[i])
+	}
+	return false
+}
+
 // BenchmarkVerify measures a full Verify: parse, key look-up, signature,
 // every claim check and the replay cache (no DAG store). Each iteration
 // verifies a token with a distinct jti so the replay cache does real work.
 func BenchmarkVerify(b *testing.B) {
-	now := time.Unix(1767225600, 0)
 	for _, alg := range []string{"ES256", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
-			key := benchKeys()[alg]
-			set := trust.NewSet()
-			if err := set.Add(trust.Binding{Prefix: "spiffe://example.com/"}, key.Public()); err != nil {
-				b.Fatal(err)
-			}
-			const n = 4096
-			toks := make([]string, n)
-			for i := range toks {
-				toks[i] = typicalECT(b, key, now)
-			}
+			f := newFixture(b, alg)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
 			var v *ect.Verifier
 			for i := 0; i < b.N; i++ {
-				if i%n == 0 { // fresh replay cache per round of distinct tokens
+				if i%benchN == 0 { // fresh replay cache per round of distinct tokens
 					b.StopTimer()
-					var err error
-					v, err = ect.NewVerifier(ect.Config{Trust: set, Audience: "spiffe://example.com/agent/b", Clock: func() time.Time { return now }, Replay: replay.New(2 * n)})
-					if err != nil {
-						b.Fatal(err)
-					}
+					v = f.verifier(b)
 					b.StartTimer()
 				}
-				if _, err := v.Verify(ctx, toks[i%n]); err != nil {
+				if _, err := v.Verify(ctx, f.toks[i%benchN]); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -86,41 +128,17 @@ func BenchmarkVerify(b *testing.B) {
 
 // BenchmarkRawVerify is the baseline of BenchmarkVerify: the bare signature
 // check of the same signing inputs (SHA-256 + ecdsa.Verify for ES256,
-// ed25519.Verify for EdDSA) over the same 4096 distinct tokens, with the
+// ed25519.Verify for EdDSA) over the same distinct tokens, with the
 // signatures already decoded and the public key in hand.
 func BenchmarkRawVerify(b *testing.B) {
-	now := time.Unix(1767225600, 0)
 	for _, alg := range []string{"ES256", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
-			key := benchKeys()[alg]
-			const n = 4096
-			inputs, sigs := make([][]byte, n), make([][]byte, n)
-			for i := range inputs {
-				tok := typicalECT(b, key, now)
-				dot := strings.LastIndexByte(tok, '.')
-				sig, err := jws.DecodeSegment(tok[dot+1:])
-				if err != nil {
-					b.Fatal(err)
-				}
-				inputs[i], sigs[i] = []byte(tok[:dot]), sig
-			}
-			pub := key.Public().Public
+			f := newFixture(b, alg)
 			b.ReportAllocs()
 			b.ResetTimer()
-			switch k := pub.(type) {
-			case *ecdsa.PublicKey:
-				for i := 0; i < b.N; i++ {
-					sig := sigs[i%n]
-					d := sha256.Sum256(inputs[i%n])
-					if !ecdsa.Verify(k, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
-						b.Fatal("bad signature")
-					}
-				}
-			case ed25519.PublicKey:
-				for i := 0; i < b.N; i++ {
-					if !ed25519.Verify(k, inputs[i%n], sigs[i%n]) {
-						b.Fatal("bad signature")
-					}
+			for i := 0; i < b.N; i++ {
+				if !f.raw(i % benchN) {
+					b.Fatal("bad signature")
 				}
 			}
 		})
@@ -131,58 +149,26 @@ func BenchmarkRawVerify(b *testing.B) {
 // bare signature checks of the same tokens in one loop, so that both see the
 // same machine state, and reports Verify time / Raw time as "x-raw".
 func BenchmarkVerifyRatio(b *testing.B) {
-	now := time.Unix(1767225600, 0)
 	for _, alg := range []string{"ES256", "EdDSA"} {
 		b.Run(alg, func(b *testing.B) {
-			key := benchKeys()[alg]
-			set := trust.NewSet()
-			if err := set.Add(trust.Binding{Prefix: "spiffe://example.com/"}, key.Public()); err != nil {
-				b.Fatal(err)
-			}
-			const n = 4096
-			toks := make([]string, n)
-			inputs, sigs := make([][]byte, n), make([][]byte, n)
-			for i := range toks {
-				toks[i] = typicalECT(b, key, now)
-				dot := strings.LastIndexByte(toks[i], '.')
-				sig, err := jws.DecodeSegment(toks[i][dot+1:])
-				if err != nil {
-					b.Fatal(err)
-				}
-				inputs[i], sigs[i] = []byte(toks[i][:dot]), sig
-			}
-			pub := key.Public().Public
-			raw := func(i int) bool {
-				switch k := pub.(type) {
-				case *ecdsa.PublicKey:
-					d := sha256.Sum256(inputs[i])
-					return ecdsa.Verify(k, d[:], new(big.Int).SetBytes(sigs[i][:32]), new(big.Int).SetBytes(sigs[i][32:]))
-				case ed25519.PublicKey:
-					return ed25519.Verify(k, inputs[i], sigs[i])
-				}
-				return false
-			}
+			f := newFixture(b, alg)
 			ctx := context.Background()
 			var v *ect.Verifier
 			var tv, tr time.Duration
 			const block = 32
 			for i := 0; i < b.N; i += block {
-				if i%n == 0 {
-					var err error
-					v, err = ect.NewVerifier(ect.Config{Trust: set, Audience: "spiffe://example.com/agent/b", Clock: func() time.Time { return now }, Replay: replay.New(2 * n)})
-					if err != nil {
-						b.Fatal(err)
-					}
+				if i%benchN == 0 {
+					v = f.verifier(b)
 				}
 				t0 := time.Now()
 				for j := i; j < i+block; j++ {
-					if _, err := v.Verify(ctx, toks[j%n]); err != nil {
+					if _, err := v.Verify(ctx, f.toks[j%benchN]); err != nil {
 						b.Fatal(err)
 					}
 				}
 				t1 := time.Now()
 				for j := i; j < i+block; j++ {
-					if !raw(j % n) {
+					if !f.raw(j % benchN) {
 						b.Fatal("bad signature")
 					}
 				}

@@ -519,32 +519,49 @@ func aliasString(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// Elements returns the raw elements of a JSON array that was already
-// validated (as a Member value); ok is false when raw is not an array.
-func Elements(raw []byte) (elems [][]byte, ok bool) {
+// eachElement scans the JSON array raw, calling elem with the scanner
+// positioned at each element; elem must consume exactly that element. It
+// reports false when raw is not such an array.
+func eachElement(raw []byte, elem func(s *scanner) bool) bool {
 	s := scanner{data: raw}
 	s.skipWS()
 	if s.pos >= len(raw) || raw[s.pos] != '[' {
-		return nil, false
+		return false
 	}
 	if empty, err := s.open(1, ']'); err != nil {
-		return nil, false
+		return false
 	} else if empty {
-		return [][]byte{}, true
+		return true
 	}
 	for {
 		s.skipWS()
-		start := s.pos
-		if _, _, err := s.value(2, nil); err != nil {
-			return nil, false
+		if !elem(&s) {
+			return false
 		}
-		elems = append(elems, raw[start:s.pos])
 		if done, err := s.separator(']'); err != nil {
-			return nil, false
+			return false
 		} else if done {
-			return elems, true
+			return true
 		}
 	}
+}
+
+// Elements returns the raw elements of a JSON array that was already
+// validated (as a Member value); ok is false when raw is not an array.
+func Elements(raw []byte) ([][]byte, bool) {
+	elems := [][]byte{}
+	ok := eachElement(raw, func(s *scanner) bool {
+		start := s.pos
+		if _, _, err := s.value(2, nil); err != nil {
+			return false
+		}
+		elems = append(elems, raw[start:s.pos])
+		return true
+	})
+	if !ok {
+		return nil, false
+	}
+	return elems, true
 }
 
 // KindOf returns the kind of a raw JSON value from its first byte.
@@ -574,31 +591,21 @@ func KindOf(raw []byte) Kind {
 // ObjectsInArray returns the members of every element of a JSON array
 // whose elements are all objects, reading the array once. ok is false when
 // raw is not such an array. Like ParseObject it refuses duplicate names.
-func ObjectsInArray(raw []byte) (objs [][]Member, ok bool) {
-	s := scanner{data: raw}
-	s.skipWS()
-	if s.pos >= len(raw) || raw[s.pos] != '[' {
-		return nil, false
-	}
-	if empty, err := s.open(1, ']'); err != nil {
-		return nil, false
-	} else if empty {
-		return [][]Member{}, true
-	}
-	for {
-		s.skipWS()
-		if s.pos >= len(raw) || raw[s.pos] != '{' {
-			return nil, false
+func ObjectsInArray(raw []byte) ([][]Member, bool) {
+	objs := [][]Member{}
+	ok := eachElement(raw, func(s *scanner) bool {
+		if s.pos >= len(s.data) || s.data[s.pos] != '{' {
+			return false
 		}
 		ms := make([]Member, 0, 4)
 		if _, err := s.objectDepth(2, &ms); err != nil {
-			return nil, false
+			return false
 		}
 		objs = append(objs, ms)
-		if done, err := s.separator(']'); err != nil {
-			return nil, false
-		} else if done {
-			return objs, true
-		}
+		return true
+	})
+	if !ok {
+		return nil, false
 	}
+	return objs, true
 }
