@@ -55,6 +55,7 @@ const (
 	CodeDelegationDepth     Code = "delegation_depth"
 	CodeDelegationBroken    Code = "delegation_broken"
 	CodeMandateMismatch     Code = "mandate_mismatch"
+	CodeMandateUnknown      Code = "mandate_unknown"
 	CodeApprovalRequired    Code = "approval_required"
 	CodeIdentityMismatch    Code = "identity_mismatch"
 
@@ -73,7 +74,7 @@ func Codes() []Code {
 		CodeDAGDuplicate, CodeDAGUnknownPred, CodeDAGTimeOrder, CodeDAGCycle, CodeDAGTooDeep,
 		CodeDAGWorkflowMismatch, CodeDAGPolicyViolation,
 		CodePhaseError, CodeCapabilityViolation, CodePrivilegeEscalation, CodeDelegationDepth,
-		CodeDelegationBroken, CodeMandateMismatch, CodeApprovalRequired, CodeIdentityMismatch,
+		CodeDelegationBroken, CodeMandateMismatch, CodeMandateUnknown, CodeApprovalRequired, CodeIdentityMismatch,
 	}
 }
 

@@ -53,22 +53,29 @@ var sensitivities = []string{"public", "internal", "confidential", "restricted"}
 // Phase is the life phase of an ACT (ACT-P1).
 type Phase int
 
-// The phases. PhaseAny lets Verify detect the phase from the claims.
+// The phases. The zero Phase is no phase: a verifier asked for it refuses
+// the token (ACT-V3: no "any" default). PhaseDetect, asked for by name,
+// takes the phase the claims show (ACT-P1).
 const (
-	PhaseAny Phase = iota
-	PhaseMandate
+	PhaseMandate Phase = iota + 1
 	PhaseRecord
+	PhaseDetect
 )
 
-// String returns "mandate", "record" or "any".
+// phaseNone marks a token that is neither a mandate nor a record (ACT-P1).
+const phaseNone Phase = 0
+
+// String returns "mandate", "record", "detect" or "none".
 func (p Phase) String() string {
 	switch p {
 	case PhaseMandate:
 		return "mandate"
 	case PhaseRecord:
 		return "record"
+	case PhaseDetect:
+		return "detect"
 	}
-	return "any"
+	return "none"
 }
 
 // Task describes the work a mandate is for (ACT-M7).
@@ -172,8 +179,10 @@ type Result struct {
 	KeyID   string
 	Header  []byte // JOSE header JSON as received
 	Payload []byte // payload JSON as received
-	// Mandate is set for both phases: the mandate, or the record's mandate
-	// claims.
+	// Mandate is the verified mandate: the token itself for a mandate, the
+	// supplied mandate for a record verified with it. It is nil for a
+	// record verified "record only": the mandate claims a record repeats are
+	// self-asserted by its executor (ACT-P3a), see Record.Mandate.
 	Mandate *Mandate
 	// Record is set for a record.
 	Record *Record
@@ -183,11 +192,20 @@ type Result struct {
 	MandateVerified bool
 
 	p *parsed
+	// forUse is set only by a verification of a mandate presented for use
+	// (audience, times, whole chain): what Authorize requires (ACT-V3).
+	forUse bool
 }
 
 // Node returns the token's node in its workflow's task graph: a mandate at
 // its iat, a record at its exec_ts.
 func (r *Result) Node() dag.Node { return r.p.node() }
 
-// DelegationDepth returns the delegation depth of the verified mandate.
-func (r *Result) DelegationDepth() int { return r.Mandate.depth() }
+// DelegationDepth returns the delegation depth of the mandate (for a record,
+// of the mandate claims it carries).
+func (r *Result) DelegationDepth() int {
+	if r.Record != nil {
+		return r.Record.Mandate.depth()
+	}
+	return r.Mandate.depth()
+}

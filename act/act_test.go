@@ -181,7 +181,7 @@ func TestRecordRoundTrip(t *testing.T) {
 func TestTypeSeparation(t *testing.T) {
 	ectTok := signRaw(t, keyA, map[string]any{"alg": "EdDSA", "kid": "a-1", "typ": "exec+jwt"}, map[string]any{
 		"iss": idA, "aud": idB, "iat": now.Unix(), "exp": now.Unix() + 60, "jti": jtiP, "exec_act": "x", "pred": []string{}})
-	_, err := verifier(t, idB, now).Verify(context.Background(), ectTok, nil, act.PhaseAny)
+	_, err := verifier(t, idB, now).Verify(context.Background(), ectTok, nil, act.PhaseDetect)
 	wantCode(t, err, agentctx.CodeInvalidTyp)
 }
 
@@ -209,7 +209,7 @@ func TestAuthorize(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := res.Mandate
+	m := res
 	c, err := m.Authorize("read.data", nil)
 	if err != nil || !strings.Contains(string(c.Constraints), `"max_calls":10`) {
 		t.Fatalf("%v %v", c, err)
@@ -218,11 +218,11 @@ func TestAuthorize(t *testing.T) {
 	t.Run("ACT-V3/not in cap", func(t *testing.T) { wantCode(t, err, agentctx.CodeCapabilityViolation) })
 	_, err = m.Authorize("approve.release", nil)
 	t.Run("ACT-V3/approval missing", func(t *testing.T) { wantCode(t, err, agentctx.CodeApprovalRequired) })
-	_, err = m.Authorize("approve.release", &act.Approval{MandateID: m.ID, Action: "approve.release", Approver: "mallory"})
+	_, err = m.Authorize("approve.release", &act.Approval{MandateID: res.Mandate.ID, Action: "approve.release", Approver: "mallory"})
 	t.Run("ACT-V3/approval by someone else", func(t *testing.T) { wantCode(t, err, agentctx.CodeApprovalRequired) })
 	_, err = m.Authorize("approve.release", &act.Approval{MandateID: jtiP, Action: "approve.release", Approver: "bob@example.com"})
 	t.Run("ACT-V3/approval for another mandate", func(t *testing.T) { wantCode(t, err, agentctx.CodeApprovalRequired) })
-	_, err = m.Authorize("approve.release", &act.Approval{MandateID: m.ID, Action: "approve.release", Approver: "bob@example.com"})
+	_, err = m.Authorize("approve.release", &act.Approval{MandateID: res.Mandate.ID, Action: "approve.release", Approver: "bob@example.com"})
 	t.Run("ACT-V3/approved", func(t *testing.T) { wantCode(t, err, "") })
 }
 

@@ -33,6 +33,29 @@ func attenuates(parent, child *Mandate) error {
 	if parent.WorkflowID != "" && !strings.EqualFold(parent.WorkflowID, child.WorkflowID) {
 		return agentctx.Errorf(agentctx.CodePrivilegeEscalation, "ACT-D3", "wid", "delegated mandate leaves the parent's workflow %q", parent.WorkflowID)
 	}
+	return keepsOversight(parent, child)
+}
+
+// keepsOversight applies ACT-D4a: every action of the parent's
+// approval_required that the child still holds stays in the child's, and the
+// parent's approver is kept unchanged. A child may add actions.
+func keepsOversight(parent, child *Mandate) error {
+	po := parent.Oversight
+	if po == nil {
+		return nil
+	}
+	var co Oversight
+	if child.Oversight != nil {
+		co = *child.Oversight
+	}
+	for _, a := range po.ApprovalRequired {
+		if child.Capability(a) != nil && !slices.Contains(co.ApprovalRequired, a) {
+			return agentctx.Errorf(agentctx.CodePrivilegeEscalation, "ACT-D4a", "oversight", "delegated mandate drops the human approval its parent requires for %q", a)
+		}
+	}
+	if po.Approver != "" && co.Approver != po.Approver {
+		return agentctx.Errorf(agentctx.CodePrivilegeEscalation, "ACT-D4a", "oversight", "delegated mandate changes the approver %q its parent names", po.Approver)
+	}
 	return nil
 }
 

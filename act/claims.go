@@ -45,7 +45,7 @@ func detectPhase(members []jsonx.Member) (Phase, error) {
 	case 3:
 		return PhaseRecord, nil
 	}
-	return PhaseAny, errf(agentctx.CodePhaseError, "ACT-P1", "", "token has %d of exec_act, exec_ts and status: neither a mandate (none) nor a record (all three)", n)
+	return phaseNone, errf(agentctx.CodePhaseError, "ACT-P1", "", "token has %d of exec_act, exec_ts and status: neither a mandate (none) nor a record (all three)", n)
 }
 
 // signerOf returns the identity whose key signs the token: sub for a record

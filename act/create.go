@@ -129,6 +129,8 @@ func Delegate(key *trust.SigningKey, parent *Result, child *Mandate, now time.Ti
 			child.Expiry = pm.Expiry
 		}
 	}
+	// SPEC: ACT-D4a the parent's oversight is kept for the actions the child holds.
+	child.Oversight = inheritOversight(pm, child)
 	d := child.Delegation
 	if d.Depth > d.MaxDepth {
 		return "", agentctx.Errorf(agentctx.CodeDelegationDepth, "ACT-D1", "del", "delegation depth %d would exceed max_depth %d", d.Depth, d.MaxDepth)
@@ -140,6 +142,34 @@ func Delegate(key *trust.SigningKey, parent *Result, child *Mandate, now time.Ti
 		return "", err
 	}
 	return NewMandate(key, child, now)
+}
+
+// inheritOversight returns the child's oversight with what the parent
+// requires added: every parent action needing approval that the child still
+// holds, and the parent's approver when the child names none (ACT-D4a). A
+// child that names another approver keeps it and is refused by attenuates.
+func inheritOversight(parent, child *Mandate) *Oversight {
+	po := parent.Oversight
+	if po == nil {
+		return child.Oversight
+	}
+	o := &Oversight{}
+	if child.Oversight != nil {
+		*o = *child.Oversight
+		o.ApprovalRequired = slices.Clone(child.Oversight.ApprovalRequired)
+	}
+	for _, a := range po.ApprovalRequired {
+		if child.Capability(a) != nil && !slices.Contains(o.ApprovalRequired, a) {
+			o.ApprovalRequired = append(o.ApprovalRequired, a)
+		}
+	}
+	if o.Approver == "" {
+		o.Approver = po.Approver
+	}
+	if len(o.ApprovalRequired) == 0 && o.Approver == "" {
+		return nil
+	}
+	return o
 }
 
 // RecordInput is what the executing agent reports about its work.
@@ -242,7 +272,7 @@ func ParseUnverified(token string) (*Result, error) {
 	}
 	res := &Result{Phase: phase, Token: token, Alg: t.Header.Alg, KeyID: t.Header.Kid, Header: t.Header.Raw, Payload: t.Payload, Mandate: &p.mandate, p: p}
 	if phase == PhaseRecord {
-		res.Record, res.Mandate = &p.rec, &p.rec.Mandate
+		res.Record, res.Mandate = &p.rec, nil // ACT-P3a: Record.Mandate holds its claims
 	}
 	return res, nil
 }

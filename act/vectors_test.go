@@ -28,7 +28,7 @@ type actVector struct {
 	Expect      string     `json:"expect"`
 }
 
-var phases = map[string]act.Phase{"any": act.PhaseAny, "mandate": act.PhaseMandate, "record": act.PhaseRecord}
+var phases = map[string]act.Phase{"any": act.PhaseDetect, "mandate": act.PhaseMandate, "record": act.PhaseRecord}
 
 // actCode reports whether e is in the vectors' closed vocabulary: the
 // error codes and "valid".
@@ -74,7 +74,7 @@ func TestVectors(t *testing.T) {
 			}
 			ctx := context.Background()
 			for i, line := range vec.Before {
-				if _, err := v.Verify(ctx, line[0], line[1:], act.PhaseAny); err != nil {
+				if _, err := v.Verify(ctx, line[0], line[1:], act.PhaseDetect); err != nil {
 					t.Fatalf("before[%d]: %v", i, err)
 				}
 			}

@@ -111,9 +111,14 @@ func (v *Verifier) VerifyRecord(ctx context.Context, token string, supporting []
 	return v.Verify(ctx, token, supporting, PhaseRecord)
 }
 
-// Verify verifies token as phase want; PhaseAny takes the phase the claims
-// show (ACT-P1). supporting is as for VerifyMandate or VerifyRecord.
+// Verify verifies token as phase want; PhaseDetect takes the phase the
+// claims show (ACT-P1). The zero Phase is refused (phase_error): there is no
+// "any" default (ACT-V3). supporting is as for VerifyMandate or
+// VerifyRecord.
 func (v *Verifier) Verify(ctx context.Context, token string, supporting []string, want Phase) (*Result, error) {
+	if err := askedPhase(want); err != nil {
+		return nil, err
+	}
 	res, p, err := v.verifyStateless(ctx, token, supporting, want, v.cfg.Clock())
 	if err != nil {
 		return nil, err
@@ -136,9 +141,9 @@ func (v *Verifier) VerifyAudit(ctx context.Context, token string, supporting []s
 		return nil, err
 	}
 	if res.Phase == PhaseRecord {
-		err = v.checkRecord(ctx, res, p, supporting, PhaseAny, at)
+		err = v.checkRecord(ctx, res, p, supporting, PhaseDetect, at)
 	} else {
-		err = v.checkMandate(p, PhaseAny, at, false)
+		err = v.checkMandate(p, PhaseDetect, at, false)
 		if err == nil {
 			err = v.checkChain(ctx, &p.mandate, supporting, at)
 		}
@@ -154,6 +159,13 @@ func (v *Verifier) VerifyAudit(ctx context.Context, token string, supporting []s
 // token in input order. The replay and DAG checks run afterwards in input
 // order, so of two copies of a record the later one is the replay.
 func (v *Verifier) VerifyBatch(ctx context.Context, tokens []string, supporting [][]string, want Phase, workers int) ([]*Result, []error) {
+	if err := askedPhase(want); err != nil {
+		errs := make([]error, len(tokens))
+		for i := range errs {
+			errs[i] = err
+		}
+		return make([]*Result, len(tokens)), errs
+	}
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -226,7 +238,7 @@ func (v *Verifier) parse(ctx context.Context, token string) (*parsed, error) {
 		return nil, err
 	}
 	if phaseErr != nil {
-		p.phase = PhaseAny
+		p.phase = phaseNone
 	}
 	p.members, p.token, p.jws = t.Members, token, t
 	return p, nil
@@ -259,6 +271,8 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, supporting
 		if err == nil {
 			err = v.checkChain(ctx, &p.mandate, supporting, now) // ACT-V2
 		}
+		// SPEC: ACT-V3 only a mandate verified for use, chain included, can authorize.
+		res.forUse = err == nil
 	}
 	if err != nil {
 		return nil, nil, err
@@ -266,12 +280,20 @@ func (v *Verifier) verifyStateless(ctx context.Context, token string, supporting
 	return res, p, nil
 }
 
+// askedPhase refuses the zero Phase (ACT-V3: no "any" default).
+func askedPhase(want Phase) error {
+	if want != PhaseMandate && want != PhaseRecord && want != PhaseDetect {
+		return errf(agentctx.CodePhaseError, "ACT-V3", "", "no phase asked for: pass PhaseMandate, PhaseRecord or PhaseDetect")
+	}
+	return nil
+}
+
 // phaseCheck applies ACT-V1.
 func phaseCheck(got, want Phase) error {
-	if got == PhaseAny {
+	if got == phaseNone {
 		return errf(agentctx.CodePhaseError, "ACT-P1", "", "token is neither a mandate nor a record (it has some but not all of exec_act, exec_ts, status)")
 	}
-	if want != PhaseAny && got != want {
+	if want != PhaseDetect && got != want {
 		return errf(agentctx.CodePhaseError, "ACT-V1", "", "expected a %s, got a %s", want, got)
 	}
 	return nil
@@ -340,7 +362,9 @@ func (v *Verifier) checkRecord(ctx context.Context, res *Result, p *parsed, supp
 		return errf(agentctx.CodeInvalidClaim, "ACT-R6", "err", "a completed record must not carry err")
 	}
 	res.Record = r
-	res.Mandate = &r.Mandate
+	// SPEC: ACT-P3a a record-only result carries no mandate: its mandate
+	// claims are the executor's own.
+	res.Mandate = nil
 	if len(supporting) == 0 {
 		return nil // "record only"
 	}
@@ -358,7 +382,7 @@ func (v *Verifier) checkRecord(ctx context.Context, res *Result, p *parsed, supp
 	if err := sameMandate(mp.members, p.members); err != nil {
 		return err
 	}
-	res.MandateVerified = true
+	res.Mandate, res.MandateVerified = &mp.mandate, true
 	return nil
 }
 
@@ -510,11 +534,24 @@ type Approval struct {
 	Approver  string // must equal oversight.approver when the mandate names one
 }
 
-// Authorize applies ACT-V3 to a verified mandate: action must be one of its
+// Authorize applies ACT-V3 to a mandate verified for use (VerifyMandate, or
+// Verify with PhaseMandate or PhaseDetect, which check the audience, the
+// times and the whole delegation chain): action must be one of its
 // capabilities (capability_violation), and an action listed in
-// oversight.approval_required needs a matching approval (approval_required).
-// It returns the capability, whose constraints the caller enforces.
-func (m *Mandate) Authorize(action string, approval *Approval) (*Capability, error) {
+// oversight.approval_required needs a matching approval
+// (approval_required). Any other result is refused with phase_error: a
+// record, a record's mandate claims, a parent checked as evidence, or a
+// token read with ParseUnverified never authorize anything (ACT-P3a).
+//
+// It returns the capability, whose constraints the caller enforces. A
+// delegated mandate may carry constraint keys its parent did not (ACT-D4):
+// the caller MUST refuse a capability that holds a constraint key it does
+// not understand (fail closed).
+func (r *Result) Authorize(action string, approval *Approval) (*Capability, error) {
+	if r == nil || !r.forUse || r.Phase != PhaseMandate || r.Mandate == nil {
+		return nil, errf(agentctx.CodePhaseError, "ACT-V3", "", "only a mandate verified for use can authorize an action (use VerifyMandate)")
+	}
+	m := r.Mandate
 	c := m.Capability(action)
 	if c == nil {
 		return nil, errf(agentctx.CodeCapabilityViolation, "ACT-V3", "cap", "action %q is not among the mandate's capabilities", action)

@@ -25,8 +25,10 @@ type Config struct {
 	// partial and listing them (DAG-2 partial mode).
 	Partial bool
 	// AcyclicStore says every stored node passed DAG-2 against this store
-	// (an append-only ledger): a cycle cannot form, so the ancestor walk of
-	// DAG-4 is skipped and a check costs O(len(pred)) look-ups.
+	// (an append-only ledger): a new task cannot close a cycle, so the
+	// ancestor walk of DAG-4 is skipped and a check costs O(len(pred))
+	// look-ups. A node whose jti a stored node carries (the record of a
+	// stored mandate: one node, two states) is walked all the same.
 	AcyclicStore bool
 }
 
@@ -102,10 +104,12 @@ func (c *Checker) Check(ctx context.Context, n Node) (*Verdict, error) {
 	if err != nil {
 		return nil, err
 	}
+	known := false // a stored node of n's scope carries n's jti
 	for _, o := range same {
 		if norm(o.WID) != norm(n.WID) {
 			continue
 		}
+		known = true
 		if n.Kind == KindACTRecord && o.Kind == KindACTMandate {
 			continue
 		}
@@ -141,8 +145,9 @@ func (c *Checker) Check(ctx context.Context, n Node) (*Verdict, error) {
 			v.FailedPreds = append(v.FailedPreds, p)
 		}
 	}
-	// SPEC: DAG-4 acyclic, with a bounded walk (skipped for an acyclic store).
-	if !c.cfg.AcyclicStore {
+	// SPEC: DAG-4 acyclic, with a bounded walk: skipped on an acyclic store
+	// only for a task no stored node carries.
+	if !c.cfg.AcyclicStore || known {
 		if err := c.walk(ctx, n); err != nil {
 			return nil, err
 		}

@@ -138,8 +138,12 @@ type Input struct {
 // Outcome is the result of appending one Input: a receipt or an error.
 type Outcome struct {
 	Receipt *Receipt
-	Partial []string // predecessors that were missing (partial mode)
-	Err     error
+	// Supporting are the receipts of the supporting tokens (a delegated
+	// mandate's parents, a record's mandate) that were not in the ledger
+	// and were appended before the token (ACT-P3b).
+	Supporting []*Receipt
+	Partial    []string // predecessors (or a record's mandate) that were missing (partial mode)
+	Err        error
 }
 
 // Receipt is everything needed to check offline, with only the ledger's
@@ -194,79 +198,6 @@ func (o *overlay) Lookup(ctx context.Context, jti string) ([]dag.Node, error) {
 	}
 	p, _ := o.pending.Lookup(ctx, jti)
 	return append(out, p...), nil
-}
-
-// verify runs the full verification of one token as of at (LED-1) and
-// returns its entry (without index and hashes).
-func (l *Ledger) verify(ctx context.Context, in Input, at time.Time, lookup func(jti string) []Entry) (*Entry, error) {
-	kind, err := kindOf(in.Token)
-	if err != nil {
-		return nil, err
-	}
-	var n dag.Node
-	if kind == KindECT {
-		// SPEC: LED-1 an ECT must name the ledger's identity in aud (ECT-V10).
-		res, err := l.ect.VerifyAudit(ctx, in.Token, at)
-		if err != nil {
-			return nil, err
-		}
-		n = res.Node()
-	} else {
-		sup := in.Supporting
-		if len(sup) == 0 && lookup != nil {
-			sup = l.mandateFromLedger(in.Token, lookup)
-		}
-		res, err := l.act.VerifyAudit(ctx, in.Token, sup, at)
-		if err != nil {
-			return nil, err
-		}
-		n = res.Node()
-	}
-	e := &Entry{Kind: n.Kind, JTI: strings.ToLower(n.JTI), WID: strings.ToLower(n.WID), Issuer: n.Issuer, Subject: n.Subject,
-		ExecAct: n.ExecAct, Pred: n.Pred, Time: n.Time, Status: n.Status, Policy: n.PolicyDecision, Caps: n.Caps, Token: []byte(in.Token)}
-	for i, p := range e.Pred {
-		e.Pred[i] = strings.ToLower(p)
-	}
-	return e, nil
-}
-
-// mandateFromLedger returns, for an ACT record appended alone, its mandate
-// and the mandate's parents found in the ledger (ACT-P3 "found in the ledger
-// by jti"); nil when any of them is missing (the record verifies as record
-// only).
-func (l *Ledger) mandateFromLedger(token string, lookup func(jti string) []Entry) []string {
-	r, err := act.ParseUnverified(token)
-	if err != nil || r.Phase != act.PhaseRecord {
-		return nil
-	}
-	find := func(jti, wid string) string {
-		for _, e := range lookup(strings.ToLower(jti)) {
-			if e.Kind == KindACTMandate && e.WID == strings.ToLower(wid) {
-				return string(e.Token)
-			}
-		}
-		return ""
-	}
-	m := find(r.Mandate.ID, r.Mandate.WorkflowID)
-	if m == "" {
-		return nil
-	}
-	out := []string{m}
-	if d := r.Mandate.Delegation; d != nil {
-		for i := len(d.Chain) - 1; i >= 0; i-- {
-			p := ""
-			for _, e := range lookup(strings.ToLower(d.Chain[i].ID)) {
-				if e.Kind == KindACTMandate && agentctx.HashBytes(e.Token) == d.Chain[i].Hash {
-					p = string(e.Token)
-				}
-			}
-			if p == "" {
-				return nil
-			}
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // loadRange returns the compact range [0, size) from the stored nodes.
@@ -325,20 +256,37 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 		nodes = append(nodes, TreeNode{ID: id, Hash: hash})
 	}
 	now := l.cfg.Clock()
+	// SPEC: LED-2a the receipt time never goes below the previous entry's.
 	received := now.UnixMilli()
+	if size > 0 {
+		last, err := store.Entries(ctx, size-1, size)
+		if err != nil {
+			return nil, err
+		}
+		if len(last) == 1 && last[0].ReceivedAt > received {
+			received = last[0].ReceivedAt
+		}
+	}
 	pending := dag.NewMemStore()
 	ov := &overlay{store: store, pending: pending}
-	// Without partial mode every stored node passed DAG-2 against this
-	// ledger, so no cycle can form and the ancestor walk is skipped (O(pred)
-	// per append). With partial mode a missing predecessor may arrive later
-	// and close a cycle, so the bounded walk runs [decision].
+	// SPEC: DAG-4 every stored node passed DAG-2 against this ledger, so the
+	// ancestor walk is needed only for a record of a stored mandate (the
+	// checker walks it) and, in partial mode, for a task a partial entry
+	// may have named as missing [decision].
 	checker := dag.NewChecker(ov, dag.Config{Partial: l.cfg.Partial, AcyclicStore: !l.cfg.Partial})
-	lookup := func(jti string) []Entry {
-		es, _ := store.ByJTI(ctx, jti)
-		return es
-	}
 	outs := make([]Outcome, len(inputs))
-	pre, err := l.prepare(ctx, inputs, now, lookup)
+	batch := newBatchIndex(inputs)
+	find := func(i int) finder {
+		fromStore := storeFinder(store, nil)
+		return func(ctx context.Context, jti string) ([]candidate, error) {
+			cs, err := fromStore(ctx, jti)
+			if err != nil {
+				return nil, err
+			}
+			return append(cs, batch.before(i, jti)...), nil
+		}
+	}
+	pre, err := l.prepare(ctx, inputs, now, find)
 	if err != nil {
 		return nil, err
 	}
@@ -346,6 +294,36 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 	stored := map[int]*Entry{}  // input -> entry already in the ledger
 	batchPos := map[int]int{}   // input -> position in entries
 	inBatch := map[string]int{} // token hash -> position in entries
+	support := map[int][]int{}  // input -> positions of the supporting tokens it stored
+	// place checks the DAG rules for d and adds it to the batch; it returns
+	// the verdict on the token, or a storage error.
+	place := func(d *derived, hash [32]byte) (int, []string, error, error) {
+		e := d.entry
+		n := toNode(e)
+		v, err := checker.Check(ctx, n)
+		if err != nil {
+			if agentctx.CodeOf(err) == agentctx.CodeInternal {
+				return 0, nil, nil, err
+			}
+			return 0, nil, err, nil
+		}
+		missing := append(v.Missing, d.missing...)
+		if len(missing) > 0 {
+			e.Partial, n.Partial = true, true
+		}
+		e.Index = size + uint64(len(entries))
+		e.ReceivedAt = received
+		e.TokenHash = hash[:]
+		e.LeafHash = LeafHash(e.Kind, received, e.Token)
+		if err := rng.Append(e.LeafHash, visit); err != nil {
+			return 0, nil, nil, err
+		}
+		pending.Add(n)
+		pos := len(entries)
+		inBatch[string(hash[:])] = pos
+		entries = append(entries, *e)
+		return pos, missing, nil, nil
+	}
 	for i := range inputs {
 		p := &pre[i]
 		// SPEC: LED-4 an identical re-append answers with the original receipt.
@@ -361,31 +339,46 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 			outs[i].Err = p.err
 			continue
 		}
-		e := p.entry
-		n := toNode(e)
-		v, err := checker.Check(ctx, n)
-		if err != nil {
+		// SPEC: ACT-P3b supporting tokens not yet stored are appended first.
+		var verdict error
+		for _, s := range p.d.needs {
+			h := sha256.Sum256([]byte(s))
+			if _, ok := inBatch[string(h[:])]; ok {
+				continue
+			}
+			sd, err := l.derive(ctx, s, inputs[i].Supporting, now, find(i), l.cfg.Partial)
+			if err == nil {
+				var pos int
+				var fatal error
+				pos, _, err, fatal = place(sd, h)
+				if fatal != nil {
+					return nil, fatal
+				}
+				if err == nil {
+					support[i] = append(support[i], pos)
+					continue
+				}
+			}
 			if agentctx.CodeOf(err) == agentctx.CodeInternal {
 				return nil, err
 			}
-			outs[i].Err = err
+			verdict = supportErr(err)
+			break
+		}
+		if verdict != nil {
+			outs[i].Err = verdict
 			continue
 		}
-		if len(v.Missing) > 0 {
-			e.Partial, n.Partial = true, true
-			outs[i].Partial = v.Missing
+		pos, missing, verdict, fatal := place(p.d, p.hash)
+		if fatal != nil {
+			return nil, fatal
 		}
-		e.Index = size + uint64(len(entries))
-		e.ReceivedAt = received
-		e.TokenHash = p.hash[:]
-		e.LeafHash = LeafHash(e.Kind, received, e.Token)
-		if err := rng.Append(e.LeafHash, visit); err != nil {
-			return nil, err
+		if verdict != nil {
+			outs[i].Err = verdict
+			continue
 		}
-		pending.Add(n)
-		inBatch[string(p.hash[:])] = len(entries)
-		batchPos[i] = len(entries)
-		entries = append(entries, *e)
+		outs[i].Partial = missing
+		batchPos[i] = pos
 	}
 	newSize := size + uint64(len(entries))
 	var cp []byte
@@ -416,21 +409,71 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 			return nil, err
 		}
 		outs[i].Receipt = r
+		for _, pos := range support[i] {
+			sr, err := l.receipt(ctx, &entries[pos], newSize, cp, cache)
+			if err != nil {
+				return nil, err
+			}
+			outs[i].Supporting = append(outs[i].Supporting, sr)
+		}
 	}
 	return outs, nil
+}
+
+// supportErr marks the failure of a supporting token.
+func supportErr(err error) error {
+	var e *agentctx.Error
+	if errors.As(err, &e) {
+		c := *e
+		c.Message = "supporting token: " + e.Message
+		return &c
+	}
+	return err
+}
+
+// batchIndex finds the tokens of a batch by jti, for the support look-ups
+// of later inputs (a mandate appended in the same batch as its record).
+type batchIndex struct {
+	byJTI map[string][]int
+	cands []candidate
+}
+
+func newBatchIndex(inputs []Input) *batchIndex {
+	b := &batchIndex{byJTI: map[string][]int{}}
+	for i, in := range inputs {
+		c := candidate{token: strings.TrimSpace(in.Token)}
+		if r, err := act.ParseUnverified(c.token); err == nil && r.Phase == act.PhaseMandate {
+			c.kind, c.jti, c.wid = KindACTMandate, strings.ToLower(r.Mandate.ID), strings.ToLower(r.Mandate.WorkflowID)
+			b.byJTI[c.jti] = append(b.byJTI[c.jti], i)
+		}
+		b.cands = append(b.cands, c)
+	}
+	return b
+}
+
+// before returns the batch's mandates with task id jti among the inputs
+// before input i.
+func (b *batchIndex) before(i int, jti string) []candidate {
+	var out []candidate
+	for _, j := range b.byJTI[jti] {
+		if j < i {
+			out = append(out, b.cands[j])
+		}
+	}
+	return out
 }
 
 // prepared is the stateless part of appending one input.
 type prepared struct {
 	hash   [32]byte
-	stored *Entry // the same bytes are already in the ledger
-	entry  *Entry // verified, not yet placed
-	err    error  // the verdict when verification failed
+	stored *Entry   // the same bytes are already in the ledger
+	d      *derived // verified, not yet placed
+	err    error    // the verdict when verification failed
 }
 
 // prepare looks up and verifies every input, on all cores: what does not
 // depend on the order of the batch.
-func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, lookup func(string) []Entry) ([]prepared, error) {
+func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, find func(int) finder) ([]prepared, error) {
 	pre := make([]prepared, len(inputs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -450,16 +493,19 @@ func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, loo
 				p := &pre[i]
 				p.hash = sha256.Sum256([]byte(in.Token))
 				e, err := l.byToken(ctx, in.Token, p.hash[:])
+				if err == nil && e == nil {
+					p.d, p.err = l.derive(ctx, in.Token, in.Supporting, now, find(i), l.cfg.Partial)
+					if agentctx.CodeOf(p.err) == agentctx.CodeInternal {
+						err = p.err
+					}
+				}
 				if err != nil {
 					mu.Lock()
 					fatal = err
 					mu.Unlock()
 					return
 				}
-				if p.stored = e; e != nil {
-					continue
-				}
-				p.entry, p.err = l.verify(ctx, in, now, lookup)
+				p.stored = e
 			}
 		}()
 	}

@@ -105,3 +105,7 @@ type Store interface {
 
 // ErrConflict is returned by Commit when another writer appended first.
 var ErrConflict = errors.New("ledger: the log grew concurrently; retry")
+
+// ErrBadCheckpoint is returned when a checkpoint the caller supplies (an
+// auditor's or a witness's) does not verify with the ledger's key.
+var ErrBadCheckpoint = errors.New("ledger: checkpoint does not verify")

@@ -43,6 +43,24 @@ type Resolver interface {
 	ResolveKey(ctx context.Context, issuer, kid, alg string) (crypto.PublicKey, error)
 }
 
+// UnknownKeyError is the cause carried by the unknown_key failure of a
+// token's verification: which issuer's key under which kid the trust lacks.
+// A ledger audit reports it as a configuration finding (LED-9b), not as
+// tampering; find it with errors.As.
+type UnknownKeyError struct {
+	Issuer string
+	KeyID  string
+	Err    error // the resolver's failure
+}
+
+// Error names the issuer and kid.
+func (e *UnknownKeyError) Error() string {
+	return fmt.Sprintf("the trust holds no key %q for issuer %q", e.KeyID, e.Issuer)
+}
+
+// Unwrap returns the resolver's failure.
+func (e *UnknownKeyError) Unwrap() error { return e.Err }
+
 // Key is a public key with its key ID and algorithm.
 type Key struct {
 	KeyID  string

@@ -130,7 +130,7 @@ func cmdDemo(e *env, args []string) error {
 	if err != nil {
 		return failf("agent C refused its mandate: %v", err)
 	}
-	if _, err := mres.Mandate.Authorize("query.db", nil); err != nil {
+	if _, err := mres.Authorize("query.db", nil); err != nil {
 		return failf("agent C may not query: %v", err)
 	}
 	record, err := act.NewRecord(keys[idC], idC, mres, act.RecordInput{ExecAct: "query.db", Status: act.StatusCompleted,

@@ -62,6 +62,9 @@ func actVerdict(res *act.Result, err error) verdict {
 	depth := res.DelegationDepth()
 	v := verdict{Valid: true, Kind: "act-mandate", Header: res.Header, Claims: res.Payload, DelegationDepth: &depth}
 	m := res.Mandate
+	if res.Record != nil {
+		m = &res.Record.Mandate
+	}
 	v.summary = fmt.Sprintf("valid act-mandate jti=%s iss=%s sub=%s delegation_depth=%d", m.ID, m.Issuer, m.Subject, depth)
 	if res.Phase == act.PhaseRecord {
 		verified := res.MandateVerified
@@ -215,7 +218,7 @@ func cmdVerify(e *env, args []string) error {
 	if *skew == 0 {
 		*skew = time.Nanosecond // an explicit zero skew, not the default
 	}
-	phase := act.PhaseAny
+	phase := act.PhaseDetect
 	switch *phaseFlag {
 	case "":
 	case "mandate":

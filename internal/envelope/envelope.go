@@ -54,6 +54,12 @@ func (o *Opener) Open(ctx context.Context, token string, signer Signer) (*jws.To
 	}
 	pub, err := o.Trust.ResolveKey(ctx, who, h.Kid, h.Alg)
 	if err != nil {
+		var e *agentctx.Error
+		if errors.As(err, &e) && e.Code == agentctx.CodeUnknownKey {
+			c := *e
+			c.Err = &trust.UnknownKeyError{Issuer: who, KeyID: h.Kid, Err: e.Err}
+			return nil, &c
+		}
 		return nil, err
 	}
 	// ECT-V6
