@@ -105,8 +105,8 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 	if err != nil {
 		return nil, err
 	}
-	roots := map[uint64][]byte{}  // size -> root every checkpoint of that size signs
-	stored := map[uint64]bool{}   // sizes of stored checkpoints
+	roots := map[uint64][]byte{} // size -> root every checkpoint of that size signs
+	stored := map[uint64]bool{}  // sizes of stored checkpoints
 	var latest uint64
 	for _, raw := range cps {
 		c, err := OpenCheckpoint(raw, verifier)

@@ -3,7 +3,7 @@ package ledger
 import (
 	"context"
 	"errors"
-		"strings"
+	"strings"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -279,4 +279,3 @@ func differs(stored, want *Entry) string {
 	}
 	return ""
 }
-
