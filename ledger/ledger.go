@@ -286,7 +286,10 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 			return append(cs, batch.before(i, jti)...), nil
 		}
 	}
-	pre, err := l.prepare(ctx, inputs, now, find)
+	// Every token is verified as of its receipt time, which the audit
+	// uses again: a clock set back (or append --now) cannot backdate one.
+	at := time.UnixMilli(received)
+	pre, err := l.prepare(ctx, inputs, at, find)
 	if err != nil {
 		return nil, err
 	}
@@ -346,7 +349,7 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 			if _, ok := inBatch[string(h[:])]; ok {
 				continue
 			}
-			sd, err := l.derive(ctx, s, inputs[i].Supporting, now, find(i), l.cfg.Partial)
+			sd, err := l.derive(ctx, s, inputs[i].Supporting, at, find(i), l.cfg.Partial)
 			if err == nil {
 				var pos int
 				var fatal error

@@ -35,6 +35,10 @@ type Backend struct {
 	// append-only protection.
 	CorruptNode       func(t *testing.T, s ledger.Store, level, index uint64)
 	CorruptCheckpoint func(t *testing.T, s ledger.Store, size uint64)
+	// Tamper runs one SQL statement behind the append-only protection (as
+	// an attacker holding the database file or the superuser), with ? as
+	// the placeholder of args. The audit must then find the change.
+	Tamper func(t *testing.T, s ledger.Store, statement string, args ...any)
 	// Update tries to change an entry through the database; the database
 	// itself must refuse it (LED-3).
 	Update func(s ledger.Store) error
@@ -47,6 +51,7 @@ const (
 	LedgerID = "spiffe://example.com/system/ledger"
 	IssA     = "spiffe://example.com/agent/a"
 	IssB     = "spiffe://example.com/agent/b"
+	IssC     = "spiffe://example.com/agent/c"
 	Wid      = "8d0e4c8a-2a7b-4f59-b1b4-0c3a3e1e9a77"
 )
 
@@ -54,6 +59,7 @@ const (
 var (
 	KeyA = testkeys.EdDSA("ledgertest a", "a-1")
 	KeyB = testkeys.ES256("ledgertest b", "b-1")
+	KeyC = testkeys.EdDSA("ledgertest c", "c-1")
 )
 
 // Trust returns the trust of the suite's agents.
@@ -61,15 +67,17 @@ func Trust() *trust.Set {
 	s := trust.NewSet()
 	_ = s.Add(trust.Binding{ID: IssA}, KeyA.Public())
 	_ = s.Add(trust.Binding{ID: IssB}, KeyB.Public())
+	_ = s.Add(trust.Binding{ID: IssC}, KeyC.Public())
 	return s
 }
 
 type fixture struct {
-	t     *testing.T
-	store ledger.Store
-	l     *ledger.Ledger
-	vkey  string
-	now   time.Time
+	t      *testing.T
+	store  ledger.Store
+	l      *ledger.Ledger
+	vkey   string
+	signer note.Signer
+	now    time.Time
 }
 
 func newFixture(t *testing.T, b Backend, partial bool) *fixture {
@@ -87,7 +95,7 @@ func newFixture(t *testing.T, b Backend, partial bool) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fixture{t: t, store: store, vkey: vkey, now: time.Unix(1767225600, 0)}
+	f := &fixture{t: t, store: store, vkey: vkey, signer: signer, now: time.Unix(1767225600, 0)}
 	l, err := ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Trust: Trust(), Clock: func() time.Time { return f.now }, Partial: partial})
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +146,7 @@ func (f *fixture) ok(tokens ...string) []*ledger.Receipt {
 
 // Run runs the suite against b.
 func Run(t *testing.T, b Backend) {
+	runEvidence(t, b)
 	t.Run("LED-7/receipt verifies offline", func(t *testing.T) {
 		f := newFixture(t, b, false)
 		tok, _ := f.ECT("review")

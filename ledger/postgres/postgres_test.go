@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -121,6 +122,19 @@ func TestConformance(t *testing.T) {
 				if _, err := direct[s].Exec(ctx, q); err != nil {
 					t.Fatal(err)
 				}
+			}
+		},
+		Tamper: func(t *testing.T, s ledger.Store, stmt string, args ...any) {
+			ctx := context.Background()
+			for _, tb := range []string{"meta", "entries", "nodes", "checkpoints"} {
+				if _, err := direct[s].Exec(ctx, `ALTER TABLE `+tb+` DISABLE TRIGGER USER`); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n := 0
+			stmt = regexp.MustCompile(`\?`).ReplaceAllStringFunc(stmt, func(string) string { n++; return fmt.Sprintf("$%d", n) })
+			if _, err := direct[s].Exec(ctx, stmt, args...); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
 			}
 		},
 		Update: func(s ledger.Store) error {

@@ -38,7 +38,7 @@ func TestConformance(t *testing.T) {
 			defer db.Close()
 			for _, q := range []string{
 				`DROP TRIGGER entries_no_update`,
-				`UPDATE entries SET token = CAST(substr(token, 1, 40) || (CASE WHEN substr(token, 41, 1) = 'A' THEN 'B' ELSE 'A' END) || substr(token, 42) AS BLOB) WHERE idx = ?`,
+				`UPDATE entries SET token = CAST(substr(token, 1, 40) || (CASE WHEN CAST(substr(token, 41, 1) AS TEXT) = 'A' THEN 'B' ELSE 'A' END) || substr(token, 42) AS BLOB) WHERE idx = ?`,
 			} {
 				if _, err := db.Exec(q, index); err != nil {
 					t.Fatal(err)
@@ -61,8 +61,31 @@ func TestConformance(t *testing.T) {
 			if _, err := db.Exec(`DROP TRIGGER checkpoints_no_update`); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := db.Exec(`UPDATE checkpoints SET note = CAST(substr(note, 1, length(note) - 6) || (CASE WHEN substr(note, length(note) - 5, 1) = 'A' THEN 'B' ELSE 'A' END) || substr(note, length(note) - 4) AS BLOB) WHERE size = ?`, size); err != nil {
+			if _, err := db.Exec(`UPDATE checkpoints SET note = CAST(substr(note, 1, length(note) - 6) || (CASE WHEN CAST(substr(note, length(note) - 5, 1) AS TEXT) = 'A' THEN 'B' ELSE 'A' END) || substr(note, length(note) - 4) AS BLOB) WHERE size = ?`, size); err != nil {
 				t.Fatal(err)
+			}
+		},
+		Tamper: func(t *testing.T, s ledger.Store, stmt string, args ...any) {
+			db := raw(t, s)
+			defer db.Close()
+			rows, err := db.Query(`SELECT name FROM sqlite_master WHERE type = 'trigger'`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for rows.Next() {
+				var n string
+				rows.Scan(&n)
+				names = append(names, n)
+			}
+			rows.Close()
+			for _, n := range names {
+				if _, err := db.Exec(`DROP TRIGGER ` + n); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := db.Exec(stmt, args...); err != nil {
+				t.Fatalf("%s: %v", stmt, err)
 			}
 		},
 		Update: func(s ledger.Store) error {
