@@ -1,9 +1,10 @@
 // Package postgres is the server Store of the ledger, on PostgreSQL through
 // pgx. Several processes may share one database: appends are serialized by
-// the database (an exclusive lock on the entries table held by the
-// appending transaction: one sequencer), reads scale out (LED-12). A
-// trigger refuses every UPDATE and DELETE, and those privileges are revoked
-// from PUBLIC (LED-3).
+// the database (an advisory lock held by the appending transaction: one
+// sequencer), reads scale out (LED-12). Triggers refuse every UPDATE,
+// DELETE and TRUNCATE on every table, those privileges are revoked from
+// PUBLIC, and Grant hands the tables to an owner role while the appending
+// writer role keeps only SELECT and INSERT (LED-3).
 package postgres
 
 import (
@@ -41,9 +42,51 @@ CREATE TRIGGER meta_append_only BEFORE UPDATE OR DELETE ON meta FOR EACH ROW EXE
 CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER meta_no_truncate BEFORE TRUNCATE ON meta EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER nodes_no_truncate BEFORE TRUNCATE ON nodes EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints EXECUTE FUNCTION agentctx_append_only();
 REVOKE UPDATE, DELETE, TRUNCATE ON meta, entries, nodes, checkpoints FROM PUBLIC;
 `
+
+// tables are the ledger's tables, in the order Create makes them.
+var tables = []string{"meta", "entries", "nodes", "checkpoints"}
+
+// Grant hands the ledger's tables to the owner role and lets the writer role
+// only read and append (LED-3): owner holds the tables and their triggers,
+// writer gets SELECT and INSERT and nothing else, so a process connected as
+// writer can neither change a row nor disable the triggers. Call it right
+// after Create, connected as a role that may create and hand over tables
+// (a superuser, or a member of owner). Either role may be "" to leave that
+// part as it is.
+func (s *Store) Grant(ctx context.Context, owner, writer string) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var stmts []string
+		if owner != "" {
+			o := pgx.Identifier{owner}.Sanitize()
+			for _, t := range tables {
+				stmts = append(stmts, "ALTER TABLE "+t+" OWNER TO "+o)
+			}
+			stmts = append(stmts, "ALTER FUNCTION agentctx_append_only() OWNER TO "+o)
+		}
+		if writer != "" {
+			w := pgx.Identifier{writer}.Sanitize()
+			list := strings.Join(tables, ", ")
+			stmts = append(stmts, "REVOKE ALL ON "+list+" FROM "+w, "GRANT SELECT, INSERT ON "+list+" TO "+w)
+			var schema string
+			if err := tx.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+				return err
+			}
+			stmts = append(stmts, "GRANT USAGE ON SCHEMA "+pgx.Identifier{schema}.Sanitize()+" TO "+w)
+		}
+		for _, q := range stmts {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("postgres ledger: %s: %w", q, err)
+			}
+		}
+		return nil
+	})
+}
 
 // Store is a ledger.Store in PostgreSQL.
 type Store struct {
@@ -138,14 +181,16 @@ func size(ctx context.Context, q querier) (uint64, error) {
 // Size implements ledger.Store.
 func (s *Store) Size(ctx context.Context) (uint64, error) { return size(ctx, s.pool) }
 
-// Commit implements ledger.Store. The exclusive lock makes the database the
-// single sequencer of every process appending to this ledger.
+// Commit implements ledger.Store. A transaction-scoped advisory lock, keyed
+// by the schema, makes the database the single sequencer of every process
+// appending to this ledger; it needs no privilege beyond SELECT and INSERT
+// (a table lock would need UPDATE or DELETE, which the writer role lacks).
 func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledger.TreeNode, checkpoint []byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `LOCK TABLE entries IN EXCLUSIVE MODE`); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('agentctx-ledger:' || current_schema()))`); err != nil {
 			return err
 		}
 		n, err := size(ctx, tx)

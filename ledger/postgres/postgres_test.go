@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -285,4 +286,91 @@ func TestTwoProcesses(t *testing.T) {
 	}
 	defer s.Close()
 	ledgertest.RunTwoWriters(t, s, "TestCrashHelper", []string{"AGENTCTX_CRASH_DB=" + u}, 12)
+}
+
+// TestOwnerAndWriterRoles asserts LED-3 on PostgreSQL: the tables belong to
+// an owner role, the appending writer role holds only SELECT and INSERT (it
+// can neither change rows nor disable the triggers), and the triggers
+// refuse UPDATE, DELETE and TRUNCATE on every table even for the owner.
+func TestOwnerAndWriterRoles(t *testing.T) {
+	ctx := context.Background()
+	base := serverURL(t)
+	admin, err := pgxpool.New(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	b := make([]byte, 4)
+	rand.Read(b)
+	owner, writer := "agentctx_owner_"+hex.EncodeToString(b), "agentctx_writer_"+hex.EncodeToString(b)
+	for _, q := range []string{"CREATE ROLE " + owner + " NOLOGIN", "CREATE ROLE " + writer + " LOGIN"} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+writer)
+		admin.Exec(context.Background(), "DROP ROLE IF EXISTS "+owner)
+	})
+	u, direct := schemaURL(t, base)
+	s, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	skey, vkey, _ := ledger.GenerateKey(ledgertest.LedgerID)
+	if err := ledger.Create(ctx, s, ledgertest.LedgerID, vkey); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Grant(ctx, owner, writer); err != nil {
+		t.Fatal(err)
+	}
+	wu, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wu.User = url.User(writer)
+	ws, err := postgres.Open(ctx, wu.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	signer, _ := note.NewSigner(skey)
+	now := time.Unix(1767225600, 0)
+	l, err := ledger.Open(ctx, ledger.Config{Store: ws, Signer: signer, Trust: ledgertest.Trust(), Clock: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := ect.Create(ledgertest.KeyA, &ect.Claims{Issuer: ledgertest.IssA, Audience: []string{ledgertest.LedgerID}, ExecAct: "x"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := l.Append(ctx, []ledger.Input{{Token: tok}}); err != nil || out[0].Err != nil {
+		t.Fatalf("append as the writer role: %v %+v", err, out)
+	}
+	wpool, err := pgxpool.New(ctx, wu.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wpool.Close()
+	for _, q := range []string{
+		`UPDATE entries SET kind = 'ect'`, `DELETE FROM checkpoints`, `TRUNCATE nodes`,
+		`ALTER TABLE entries DISABLE TRIGGER ALL`, `DROP TRIGGER meta_append_only ON meta`,
+	} {
+		if _, err := wpool.Exec(ctx, q); err == nil {
+			t.Errorf("LED-3: the writer role ran %s", q)
+		}
+	}
+	for _, tb := range []string{"meta", "entries", "nodes", "checkpoints"} {
+		if _, err := direct.Exec(ctx, "TRUNCATE "+tb); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("LED-3: TRUNCATE %s as superuser: %v", tb, err)
+		}
+		var o string
+		if err := direct.QueryRow(ctx, `SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1`, tb).Scan(&o); err != nil || o != owner {
+			t.Errorf("owner of %s: %q %v", tb, o, err)
+		}
+	}
+	if rep, err := l.Audit(ctx); err != nil || rep.Size != 1 {
+		t.Fatalf("audit as the writer role: %v %+v", err, rep)
+	}
 }

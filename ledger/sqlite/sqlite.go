@@ -1,7 +1,7 @@
 // Package sqlite is the embedded default Store of the ledger: one SQLite file
 // (pure Go, modernc.org/sqlite), in WAL mode with synchronous=FULL so that an
 // acknowledged append survives a crash (LED-10, LED-11). Triggers refuse
-// every UPDATE and DELETE (LED-3). One process writes at a time; readers may
+// every UPDATE, DELETE and replacing INSERT on every table (LED-3). One process writes at a time; readers may
 // be many.
 package sqlite
 
@@ -34,14 +34,29 @@ CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT 
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 `
 
-// appendOnly are the LED-3 triggers, one pair per table.
+// keys are the primary keys of the tables, for the REPLACE guard.
+var keys = []struct{ table, match string }{
+	{"meta", "k = NEW.k"},
+	{"entries", "idx = NEW.idx"},
+	{"nodes", "level = NEW.level AND idx = NEW.idx"},
+	{"checkpoints", "size = NEW.size"},
+}
+
+// appendOnly are the LED-3 triggers of every table: UPDATE and DELETE are
+// refused, and so is an INSERT that meets an existing key, which is how
+// INSERT OR REPLACE and REPLACE would delete a row without firing the DELETE
+// trigger.
 func appendOnly() string {
 	var b strings.Builder
-	for _, t := range []string{"meta", "entries", "nodes", "checkpoints"} {
+	for _, k := range keys {
+		t := k.table
 		for _, op := range []string{"UPDATE", "DELETE"} {
 			fmt.Fprintf(&b, "CREATE TRIGGER %s_no_%s BEFORE %s ON %s BEGIN SELECT RAISE(ABORT, 'append-only ledger: %s refused on %s'); END;\n",
 				t, strings.ToLower(op), op, t, op, t)
 		}
+		// SPEC: LED-3 REPLACE deletes without DELETE triggers; refuse it at the insert.
+		fmt.Fprintf(&b, "CREATE TRIGGER %s_no_replace BEFORE INSERT ON %s WHEN EXISTS (SELECT 1 FROM %s WHERE %s) BEGIN SELECT RAISE(ABORT, 'append-only ledger: replacing a row refused on %s'); END;\n",
+			t, t, t, k.match, t)
 	}
 	return b.String()
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/agentctx/agentctx/ledger"
@@ -147,4 +148,47 @@ func TestCrash(t *testing.T) {
 	}
 	ledgertest.RunCrash(t, s, "TestCrashHelper", []string{"AGENTCTX_CRASH_DB=" + p}, reopen)
 	s.Close()
+}
+
+// TestReplaceRefused asserts LED-3 on SQLite: INSERT OR REPLACE and REPLACE,
+// which delete rows without firing DELETE triggers, are refused on every
+// table, and so are UPDATE and DELETE.
+func TestReplaceRefused(t *testing.T) {
+	ctx := context.Background()
+	p := filepath.Join(t.TempDir(), "ledger.db")
+	s, err := sqlite.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, vkey, _ := ledger.GenerateKey(ledgertest.LedgerID)
+	if err := ledger.Create(ctx, s, ledgertest.LedgerID, vkey); err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`INSERT INTO entries VALUES (0, 'ect', 'j', '', 'i', '', 'a', '', 0, 0, 0, '', '', '', x'00', x'00', x'00');
+		INSERT INTO nodes VALUES (0, 0, x'00'); INSERT INTO checkpoints VALUES (1, x'00')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT OR REPLACE INTO meta (k, v) VALUES ('vkey', 'other')`,
+		`REPLACE INTO meta (k, v) VALUES ('id', 'other')`,
+		`INSERT OR REPLACE INTO entries SELECT * FROM entries WHERE idx = 0`,
+		`REPLACE INTO nodes (level, idx, hash) VALUES (0, 0, x'01')`,
+		`INSERT OR REPLACE INTO checkpoints (size, note) VALUES (1, x'01')`,
+		`UPDATE checkpoints SET note = x'02'`,
+		`DELETE FROM nodes`,
+		`DELETE FROM meta`,
+	} {
+		if _, err := db.Exec(q); err == nil || !strings.Contains(err.Error(), "append-only") {
+			t.Errorf("LED-3: %s: %v", q, err)
+		}
+	}
+	if m, err := s.Meta(ctx); err != nil || m.VerifierKey != vkey {
+		t.Fatalf("meta after the attempts: %v %+v", err, m)
+	}
 }
