@@ -92,6 +92,16 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 		}
 		verifier, rep.KeyPinned = v, true
 	}
+	// The auditor's own checkpoints must verify with the key: a wrong file is
+	// the auditor's error, not the ledger's.
+	var ext []*Checkpoint
+	for i, raw := range opts.Checkpoints {
+		c, err := OpenCheckpoint(raw, verifier)
+		if err != nil {
+			return nil, fmt.Errorf("%w: the auditor's checkpoint %d does not verify with the key: %v", ErrBadCheckpoint, i+1, err)
+		}
+		ext = append(ext, c)
+	}
 	size, err := st.Size(ctx)
 	if err != nil {
 		return nil, err
@@ -122,16 +132,7 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 		latest = max(latest, c.Size)
 	}
 	rep.Checkpoints = len(cps)
-	type external struct {
-		size uint64
-		root []byte
-	}
-	var ext []external
-	for i, raw := range opts.Checkpoints {
-		c, err := OpenCheckpoint(raw, verifier)
-		if err != nil {
-			return nil, fmt.Errorf("%w: the auditor's checkpoint %d does not verify with the key: %v", ErrBadCheckpoint, i+1, err)
-		}
+	for _, c := range ext {
 		if c.Size > size {
 			// SPEC: LED-9a a log shorter than a checkpoint the auditor holds was rolled back.
 			return nil, &AuditError{Index: size, Reason: fmt.Sprintf("the log has %d entries but the auditor holds a checkpoint of size %d: rolled back or truncated", size, c.Size)}
@@ -139,11 +140,10 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 		if r, ok := roots[c.Size]; ok && !bytes.Equal(r, c.Root) {
 			return nil, &AuditError{Index: c.Size - 1, Reason: fmt.Sprintf("the auditor's checkpoint of size %d signs another root than the stored one: a forked or rewritten log", c.Size)}
 		}
-		ext = append(ext, external{c.Size, c.Root})
 	}
 	extRoots := map[uint64][]byte{}
 	for _, x := range ext {
-		extRoots[x.size] = x.root
+		extRoots[x.Size] = x.Root
 	}
 	rng := l.rf.NewEmptyRange(0)
 	mem := dag.NewMemStore()

@@ -706,6 +706,36 @@ func OpenCheckpoint(signed []byte, v note.Verifier) (*Checkpoint, error) {
 	return &Checkpoint{Origin: lines[0], Size: size, Root: root}, nil
 }
 
+// VerifyCheckpoint checks a signed checkpoint offline with the ledger's
+// verifier key vkey alone and returns it parsed.
+func VerifyCheckpoint(vkey string, signed []byte) (*Checkpoint, error) {
+	v, err := note.NewVerifier(strings.TrimSpace(vkey))
+	if err != nil {
+		return nil, fmt.Errorf("ledger key: %w", err)
+	}
+	return OpenCheckpoint(signed, v)
+}
+
+// VerifyConsistency checks offline what a witness checks (LED-9a, C2SP
+// tlog-witness): both checkpoints verify with vkey, the old one is not
+// larger, and the RFC 9162 consistency proof shows the old tree is a prefix
+// of the new one.
+func VerifyConsistency(vkey string, oldCP, newCP []byte, pr [][]byte) (old, cur *Checkpoint, err error) {
+	if old, err = VerifyCheckpoint(vkey, oldCP); err != nil {
+		return nil, nil, fmt.Errorf("old checkpoint: %w", err)
+	}
+	if cur, err = VerifyCheckpoint(vkey, newCP); err != nil {
+		return nil, nil, fmt.Errorf("new checkpoint: %w", err)
+	}
+	if old.Size > cur.Size {
+		return nil, nil, fmt.Errorf("the old checkpoint (size %d) is larger than the new one (size %d)", old.Size, cur.Size)
+	}
+	if err := proof.VerifyConsistency(hasher, old.Size, cur.Size, pr, old.Root, cur.Root); err != nil {
+		return nil, nil, fmt.Errorf("consistency proof from size %d to %d: %w", old.Size, cur.Size, err)
+	}
+	return old, cur, nil
+}
+
 // VerifyReceipt checks offline that token is in the log the receipt names:
 // the checkpoint's signature with the ledger's verifier key vkey, the leaf
 // hash recomputed from the token bytes, and the inclusion proof against the

@@ -97,6 +97,7 @@ func cmdACTMandate(e *env, args []string) error {
 	createdBy := fs.String("created-by", "", "who originated the task, e.g. the human principal")
 	sensitivity := fs.String("sensitivity", "", "data sensitivity: public, internal, confidential or restricted")
 	wid := fs.String("wid", "", "workflow id (UUID)")
+	jti := fs.String("jti", "", "task id (UUID; default: a new one)")
 	maxDepth := fs.Int("max-depth", 0, "how many delegation hops the mandate allows (default 3)")
 	lifetime := fs.Duration("lifetime", act.DefaultMandateLifetime, "time from iat to exp")
 	var now nowFlag
@@ -116,7 +117,7 @@ func cmdACTMandate(e *env, args []string) error {
 	}
 	t := now.clock()().Truncate(time.Second)
 	m := &act.Mandate{
-		Issuer: *iss, Subject: *sub, Audience: aud, IssuedAt: t, Expiry: t.Add(*lifetime), WorkflowID: *wid,
+		Issuer: *iss, Subject: *sub, Audience: aud, IssuedAt: t, Expiry: t.Add(*lifetime), WorkflowID: *wid, ID: *jti,
 		Task:         act.Task{Purpose: *purpose, CreatedBy: *createdBy, DataSensitivity: *sensitivity},
 		Capabilities: caps,
 	}

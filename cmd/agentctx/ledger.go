@@ -36,7 +36,7 @@ func openStore(db string) (ledger.Store, error) {
 	switch {
 	case db == "":
 		return nil, usagef("example: --db ledger.db", "--db is required")
-	case strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://"):
+	case isPostgres(db):
 		s, err := postgres.Open(context.Background(), db)
 		if err != nil {
 			return nil, failf("%v", err)
@@ -48,6 +48,10 @@ func openStore(db string) (ledger.Store, error) {
 		return nil, failf("%v", err)
 	}
 	return s, nil
+}
+
+func isPostgres(db string) bool {
+	return strings.HasPrefix(db, "postgres://") || strings.HasPrefix(db, "postgresql://")
 }
 
 type ledgerFlags struct {
@@ -102,8 +106,10 @@ func openLedger(ctx context.Context, e *env, f *ledgerFlags, needKey, needTrust 
 }
 
 func cmdLedgerInit(e *env, args []string) error {
-	fs := newFlags(e, "ledger init", "ledger init --db PATH --id LEDGER_ID --key-out FILE")
-	db := fs.String("db", "", "the ledger database (an SQLite file path)")
+	fs := newFlags(e, "ledger init", "ledger init --db PATH|postgres://... --id LEDGER_ID --key-out FILE [--owner-role ROLE --writer-role ROLE]")
+	db := fs.String("db", "", "the ledger database: an SQLite file path, or a postgres:// URL")
+	owner := fs.String("owner-role", "", "PostgreSQL: the role that owns the tables and their triggers")
+	writer := fs.String("writer-role", "", "PostgreSQL: the role the ledger appends as; it gets only SELECT and INSERT")
 	id := fs.String("id", "", "the ledger's identity, e.g. spiffe://example.com/system/ledger (the checkpoint origin)")
 	keyOut := fs.String("key-out", "", "file to write the ledger's private signing key to (mode 0600; never overwritten)")
 	if err := parseFlags(fs, args); err != nil {
@@ -115,6 +121,9 @@ func cmdLedgerInit(e *env, args []string) error {
 	skey, vkey, err := ledger.GenerateKey(*id)
 	if err != nil {
 		return usagef("", "%v", err)
+	}
+	if (*owner != "" || *writer != "") && !isPostgres(*db) {
+		return usagef("roles are for a postgres:// --db", "--owner-role and --writer-role are PostgreSQL only")
 	}
 	store, err := openStore(*db)
 	if err != nil {
@@ -135,6 +144,11 @@ func cmdLedgerInit(e *env, args []string) error {
 	if err := ledger.Create(context.Background(), store, *id, vkey); err != nil {
 		os.Remove(*keyOut)
 		return failf("%v", err)
+	}
+	if pg, ok := store.(*postgres.Store); ok && (*owner != "" || *writer != "") {
+		if err := pg.Grant(context.Background(), *owner, *writer); err != nil {
+			return failf("the ledger was created but its roles were not set: %v", err)
+		}
 	}
 	fmt.Fprintln(e.stdout, vkey)
 	return nil
@@ -160,10 +174,15 @@ func cmdLedgerPubkey(e *env, args []string) error {
 type appendResult struct {
 	OK      bool            `json:"ok"`
 	Receipt *ledger.Receipt `json:"receipt,omitempty"`
-	Partial []string        `json:"partial,omitempty"`
-	Code    agentctx.Code   `json:"code,omitempty"`
-	Rule    string          `json:"rule,omitempty"`
-	Message string          `json:"message,omitempty"`
+	// Supporting are the receipts of the supporting tokens appended with
+	// the token (a delegated mandate's parents, a record's mandate).
+	Supporting []*ledger.Receipt `json:"supporting,omitempty"`
+	// Partial and Missing: DAG-2 partial mode.
+	Partial bool          `json:"partial,omitempty"`
+	Missing []string      `json:"missing,omitempty"`
+	Code    agentctx.Code `json:"code,omitempty"`
+	Rule    string        `json:"rule,omitempty"`
+	Message string        `json:"message,omitempty"`
 }
 
 func cmdLedgerAppend(e *env, args []string) error {
@@ -226,7 +245,7 @@ func cmdLedgerAppend(e *env, args []string) error {
 	defer w.Flush()
 	enc := json.NewEncoder(w)
 	for _, o := range outs {
-		r := appendResult{OK: o.Err == nil, Receipt: o.Receipt, Partial: o.Partial}
+		r := appendResult{OK: o.Err == nil, Receipt: o.Receipt, Supporting: o.Supporting, Partial: len(o.Partial) > 0, Missing: o.Partial}
 		if o.Err != nil {
 			v := failed(o.Err)
 			r.Code, r.Rule, r.Message = v.Code, v.Rule, v.Message
@@ -379,14 +398,51 @@ func cmdLedgerWorkflow(e *env, args []string) error {
 	return printGraph(e, g, *format)
 }
 
+// repeated is a flag that may be given several times.
+type repeated []string
+
+func (r *repeated) String() string     { return strings.Join(*r, ",") }
+func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
+
+// readVerifierKey reads a note verifier key file.
+func readVerifierKey(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", usagef("the file written by agentctx ledger init (or ledger pubkey)", "--ledger-key-file: %v", err)
+	}
+	vkey := strings.TrimSpace(string(b))
+	if _, err := note.NewVerifier(vkey); err != nil {
+		return "", usagef("the file written by agentctx ledger init (or ledger pubkey)", "--ledger-key-file %q does not hold a note verifier key", path)
+	}
+	return vkey, nil
+}
+
 func cmdLedgerVerify(e *env, args []string) error {
-	fs := newFlags(e, "ledger verify", "ledger verify --db X --trust FILE [--any-issuer]")
+	fs := newFlags(e, "ledger verify", "ledger verify --db X --trust FILE [--ledger-key-file VKEY] [--checkpoint FILE]... [--any-issuer]")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
 	fs.StringVar(&f.trust, "trust", "", "trust file of the agents")
 	fs.BoolVar(&f.anyIssuer, "any-issuer", false, "trust a plain JWKS or PEM file for every issuer")
+	vkeyFile := fs.String("ledger-key-file", "", "the ledger's verifier key as you know it (pinned); without it the key is read from the database being audited")
+	var cpFiles repeated
+	fs.Var(&cpFiles, "checkpoint", "a checkpoint obtained earlier (repeatable): it must verify and be consistent with the current log")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	var opts ledger.AuditOptions
+	if *vkeyFile != "" {
+		vkey, err := readVerifierKey(*vkeyFile)
+		if err != nil {
+			return err
+		}
+		opts.VerifierKey = vkey
+	}
+	for _, p := range cpFiles {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return usagef("", "--checkpoint: %v", err)
+		}
+		opts.Checkpoints = append(opts.Checkpoints, b)
 	}
 	ctx := context.Background()
 	f.now.t = time.Unix(0, 0) // the audit uses each entry's receipt time, never now
@@ -395,20 +451,114 @@ func cmdLedgerVerify(e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	rep, err := l.Audit(ctx)
+	rep, err := l.AuditWith(ctx, opts)
 	var ae *ledger.AuditError
-	if errors.As(err, &ae) {
+	switch {
+	case errors.As(err, &ae):
 		return failf("ledger is NOT intact: first bad index %d: %s", ae.Index, ae.Reason)
-	}
-	if err != nil {
+	case errors.Is(err, ledger.ErrBadCheckpoint):
+		return usagef("give checkpoints of this ledger, checked with its key", "%v", err)
+	case err != nil:
 		return failf("audit failed: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "ledger intact: %d entries, %d checkpoints verified", rep.Size, rep.Checkpoints)
+	fmt.Fprintf(e.stdout, "ledger intact: %s, %s verified", plural(rep.Size, "entry", "entries"), plural(uint64(rep.Checkpoints), "checkpoint", "checkpoints"))
+	if rep.External > 0 {
+		fmt.Fprintf(e.stdout, ", consistent with %s you gave", plural(uint64(rep.External), "earlier checkpoint", "earlier checkpoints"))
+	}
 	if len(rep.Partial) > 0 {
 		fmt.Fprintf(e.stdout, ", partial entries %v", rep.Partial)
 	}
-	fmt.Fprintln(e.stdout)
+	if rep.KeyPinned {
+		fmt.Fprintln(e.stdout, "; verifier key pinned")
+	} else {
+		fmt.Fprintln(e.stdout, "; verifier key UNPINNED (read from the database it audits; pass --ledger-key-file)")
+	}
+	if len(rep.Unverified) > 0 {
+		// SPEC: LED-9b a key missing from the trust is a configuration finding (exit 2).
+		for _, k := range rep.Unverified {
+			fmt.Fprintf(e.stderr, "agentctx: entry %d: the trust has no key %q for issuer %q\n", k.Index, k.KeyID, k.Issuer)
+		}
+		return usagef("add the missing keys to --trust and audit again; everything else was checked",
+			"configuration: %s could not be verified because the trust lacks %s", plural(uint64(len(rep.Unverified)), "token", "tokens"),
+			map[bool]string{true: "its key", false: "their keys"}[len(rep.Unverified) == 1])
+	}
 	return nil
+}
+
+// plural formats n with the singular or plural noun.
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+func cmdCheckpoint(e *env, args []string) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usagef("subcommand: verify", "agentctx checkpoint needs a subcommand")
+	}
+	fs := newFlags(e, "checkpoint verify", "checkpoint verify --ledger-key-file VKEY (--checkpoint FILE | --old FILE --new FILE --proof FILE)")
+	vkeyFile := fs.String("ledger-key-file", "", "the ledger's note verifier key")
+	one := fs.String("checkpoint", "", "a signed checkpoint to check")
+	oldF := fs.String("old", "", "the older checkpoint")
+	newF := fs.String("new", "", "the newer checkpoint")
+	proofF := fs.String("proof", "", "the consistency proof between them (the output of ledger prove --from --to)")
+	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if *vkeyFile == "" {
+		return usagef("the key printed by agentctx ledger init or ledger pubkey", "--ledger-key-file is required")
+	}
+	vkey, err := readVerifierKey(*vkeyFile)
+	if err != nil {
+		return err
+	}
+	read := func(flag, p string) ([]byte, error) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, usagef("", "--%s: %v", flag, err)
+		}
+		return b, nil
+	}
+	switch {
+	case *one != "" && *oldF == "" && *newF == "" && *proofF == "":
+		b, err := read("checkpoint", *one)
+		if err != nil {
+			return err
+		}
+		c, err := ledger.VerifyCheckpoint(vkey, b)
+		if err != nil {
+			return failf("checkpoint does NOT verify: %v", err)
+		}
+		fmt.Fprintf(e.stdout, "checkpoint verified: %s, size %d\n", c.Origin, c.Size)
+		return nil
+	case *one == "" && *oldF != "" && *newF != "" && *proofF != "":
+		ob, err := read("old", *oldF)
+		if err != nil {
+			return err
+		}
+		nb, err := read("new", *newF)
+		if err != nil {
+			return err
+		}
+		pb, err := read("proof", *proofF)
+		if err != nil {
+			return err
+		}
+		var pr struct {
+			Proof [][]byte `json:"proof"`
+		}
+		if err := json.Unmarshal(pb, &pr); err != nil || pr.Proof == nil {
+			return usagef("give the JSON that agentctx ledger prove --from S1 --to S2 prints", "--proof %q is not a consistency proof", *proofF)
+		}
+		oc, nc, err := ledger.VerifyConsistency(vkey, ob, nb, pr.Proof)
+		if err != nil {
+			return failf("checkpoints are NOT consistent: %v", err)
+		}
+		fmt.Fprintf(e.stdout, "consistent: size %d is a prefix of size %d, both signed by %s\n", oc.Size, nc.Size, nc.Origin)
+		return nil
+	}
+	return usagef("", "give --checkpoint FILE, or --old, --new and --proof")
 }
 
 func cmdReceipt(e *env, args []string) error {

@@ -79,6 +79,7 @@ Usage:
   agentctx dag [--format json|dot|mermaid|text] (--batch FILE | TOKEN...)
   agentctx ledger init|pubkey|append|checkpoint|prove|get|workflow|verify --db FILE ...
   agentctx receipt verify --ledger-key VKEY --receipt FILE --token FILE
+  agentctx checkpoint verify --ledger-key-file VKEY (--checkpoint FILE | --old FILE --new FILE --proof FILE)
   agentctx demo
 
 Run "agentctx COMMAND -h" for the flags of a command.
@@ -86,16 +87,17 @@ Exit status: 0 ok, 1 verification or operation failure, 2 usage or configuration
 `
 
 var commands = map[string]func(e *env, args []string) error{
-	"keygen":  cmdKeygen,
-	"keys":    cmdKeys,
-	"ect":     cmdECT,
-	"act":     cmdACT,
-	"inspect": cmdInspect,
-	"verify":  cmdVerify,
-	"demo":    cmdDemo,
-	"ledger":  cmdLedger,
-	"receipt": cmdReceipt,
-	"dag":     cmdDag,
+	"keygen":     cmdKeygen,
+	"keys":       cmdKeys,
+	"ect":        cmdECT,
+	"act":        cmdACT,
+	"inspect":    cmdInspect,
+	"verify":     cmdVerify,
+	"demo":       cmdDemo,
+	"ledger":     cmdLedger,
+	"receipt":    cmdReceipt,
+	"checkpoint": cmdCheckpoint,
+	"dag":        cmdDag,
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {

@@ -75,7 +75,7 @@ func TestLedgerCLIOnPostgres(t *testing.T) {
 	if out, code := cli("", "ledger", "prove", "--db", db, "--index", "0"); code != 0 || !strings.Contains(out, `"tree_size":1`) {
 		t.Fatalf("prove: %d %s", code, out)
 	}
-	if out, code := cli("", "ledger", "verify", "--db", db, "--trust", trustPath); code != 0 || !strings.Contains(out, "ledger intact: 1 entries") {
+	if out, code := cli("", "ledger", "verify", "--db", db, "--trust", trustPath); code != 0 || !strings.Contains(out, "ledger intact: 1 entry") {
 		t.Fatalf("verify: %d %s", code, out)
 	}
 }
