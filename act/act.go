@@ -190,6 +190,10 @@ type Result struct {
 	// mandate's chain) was supplied and verified (ACT-P3); false means the
 	// record verified as "record only".
 	MandateVerified bool
+	// Partial is set for a record whose predecessors the verifier's DAG
+	// store lacked, in partial mode (DAG-2); Missing lists them.
+	Partial bool
+	Missing []string
 
 	p *parsed
 	// forUse is set only by a verification of a mandate presented for use

@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/act"
+	"github.com/agentctx/agentctx/dag"
 	"github.com/agentctx/agentctx/trust"
 )
 
@@ -166,4 +167,42 @@ func ExampleResult_Authorize() {
 	}
 	fmt.Println("allowed")
 	// Output: refused: constraint "max_rows" is not understood here
+}
+
+type stubDAG struct {
+	err     error
+	missing []string
+}
+
+func (s *stubDAG) Check(context.Context, dag.Node) (*dag.Verdict, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
+	return &dag.Verdict{Missing: s.missing}, nil
+}
+
+// TestRecordReplayAfterDAG covers ACT-V5 (ECT-V12 applied to records): a
+// record refused by the DAG check is not remembered, and in partial mode the
+// result lists what is missing (DAG-2).
+func TestRecordReplayAfterDAG(t *testing.T) {
+	ctx := context.Background()
+	m := issue(t, keyA, rootMandate())
+	rec, err := act.NewRecord(keyB, idB, parse(t, m), act.RecordInput{ExecAct: "read.data", Status: act.StatusCompleted, Pred: []string{jtiP}, ExecTS: now}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &stubDAG{err: agentctx.Errorf(agentctx.CodeDAGUnknownPred, "DAG-2", "pred", "unknown")}
+	v, err := act.NewVerifier(act.Config{Trust: trustSet(t), Audience: "auditor", Clock: func() time.Time { return now }, DAG: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = v.VerifyRecord(ctx, rec, nil)
+	wantCode(t, err, agentctx.CodeDAGUnknownPred)
+	d.err, d.missing = nil, []string{jtiP}
+	res, err := v.VerifyRecord(ctx, rec, nil)
+	if err != nil || !res.Partial || len(res.Missing) != 1 {
+		t.Fatalf("ACT-V5: after the DAG refusal: %v %+v", err, res)
+	}
+	_, err = v.VerifyRecord(ctx, rec, nil)
+	wantCode(t, err, agentctx.CodeReplay)
 }

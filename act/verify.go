@@ -124,7 +124,7 @@ func (v *Verifier) Verify(ctx context.Context, token string, supporting []string
 		return nil, err
 	}
 	if res.Phase == PhaseRecord {
-		if err := v.stateful(ctx, p, v.cfg.Clock()); err != nil {
+		if err := v.stateful(ctx, res, p, v.cfg.Clock()); err != nil {
 			return nil, err
 		}
 	}
@@ -195,7 +195,7 @@ func (v *Verifier) VerifyBatch(ctx context.Context, tokens []string, supporting 
 	now := v.cfg.Clock()
 	for i, res := range results {
 		if errs[i] == nil && res.Phase == PhaseRecord {
-			if err := v.stateful(ctx, parsedAll[i], now); err != nil {
+			if err := v.stateful(ctx, res, parsedAll[i], now); err != nil {
 				results[i], errs[i] = nil, err
 			}
 		}
@@ -203,22 +203,26 @@ func (v *Verifier) VerifyBatch(ctx context.Context, tokens []string, supporting 
 	return results, errs
 }
 
-// stateful applies replay (ECT-V12 as ACT-V5) and the DAG rules to a record.
-func (v *Verifier) stateful(ctx context.Context, p *parsed, now time.Time) error {
+// stateful applies the DAG rules and replay (ECT-V12 as ACT-V5) to a
+// record; the record is remembered only once every other check passed.
+func (v *Verifier) stateful(ctx context.Context, res *Result, p *parsed, now time.Time) error {
 	r := &p.rec
-	// A record is evidence that may arrive after its mandate's exp: it stays
-	// in the cache until exp + skew, and at least MaxAge from now [decision].
-	until := r.Expiry.Add(v.cfg.Skew)
-	if late := now.Add(v.cfg.MaxAge); late.After(until) {
-		until = late
+	if v.cfg.Replay.Seen(r.WorkflowID, r.ID, now) {
+		return replay.Err(r.ID)
 	}
-	if err := v.cfg.Replay.Add(r.WorkflowID, r.ID, until, now); err != nil {
-		return err
+	if v.cfg.DAG != nil {
+		verdict, err := v.cfg.DAG.Check(ctx, p.node())
+		if err != nil {
+			return err
+		}
+		if len(verdict.Missing) > 0 {
+			res.Partial, res.Missing = true, verdict.Missing
+		}
 	}
-	if v.cfg.DAG == nil {
-		return nil
-	}
-	return v.cfg.DAG.Validate(ctx, p.node())
+	// A record is evidence with no max age of its own (it is checked as of
+	// exec_ts): it is remembered for MaxAge from when it was seen, a window
+	// its sender cannot stretch [decision D-43].
+	return v.cfg.Replay.Add(r.WorkflowID, r.ID, now.Add(v.cfg.MaxAge), now)
 }
 
 // parse applies ECT-V1..ECT-V7 to token: the envelope, the signature by the

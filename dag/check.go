@@ -62,12 +62,6 @@ type Verdict struct {
 	FailedPreds []string
 }
 
-// Validate implements Validator.
-func (c *Checker) Validate(ctx context.Context, n Node) error {
-	_, err := c.Check(ctx, n)
-	return err
-}
-
 func fail(code agentctx.Code, rule, format string, args ...any) error {
 	return agentctx.Errorf(code, rule, "pred", format, args...)
 }
@@ -88,7 +82,8 @@ func current(nodes []Node, wid string) (Node, bool) {
 	return best, found
 }
 
-// Check applies the rules to n and returns what it found.
+// Check applies the rules to n and returns what it found. It implements
+// Validator.
 func (c *Checker) Check(ctx context.Context, n Node) (*Verdict, error) {
 	v := &Verdict{}
 	// SPEC: DAG-7 fan-in.

@@ -48,10 +48,11 @@ type Node struct {
 
 // Validator applies the DAG rules to a new node.
 type Validator interface {
-	// Validate returns nil when n may be accepted, or an *agentctx.Error with
-	// a dag_* code (or invalid_claim / capability_violation) naming the rule.
-	// Any other error is a failure of the store, not a verdict.
-	Validate(ctx context.Context, n Node) error
+	// Check returns what it found when n may be accepted (in partial mode,
+	// the missing predecessors), or an *agentctx.Error with a dag_* code (or
+	// invalid_claim / capability_violation) naming the rule. Any other error
+	// is a failure of the store, not a verdict.
+	Check(ctx context.Context, n Node) (*Verdict, error)
 }
 
 // Store holds accepted nodes.

@@ -83,4 +83,8 @@ type Result struct {
 	Header  []byte // the JOSE header JSON as received; nil at L1
 	Payload []byte // the payload JSON as received, unknown claims included (ECT-C13)
 	Claims  *Claims
+	// Partial is set when the DAG store lacked some predecessors and the
+	// verifier's DAG checker is in partial mode (DAG-2); Missing lists them.
+	Partial bool
+	Missing []string
 }

@@ -149,28 +149,56 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time, audi
 	if audit {
 		// Audit verification: no replay check (the ledger's uniqueness rule
 		// covers it), DAG rules still apply.
-		return res, v.checkDAG(ctx, res.Claims)
+		if err := v.checkDAG(ctx, res); err != nil {
+			return nil, err
+		}
+		return res, nil
 	}
-	if err := v.stateful(ctx, res.Claims, now); err != nil {
+	if err := v.stateful(ctx, res, now); err != nil {
 		return nil, err
 	}
 	return res, nil
 }
 
 // stateful applies the checks that depend on what was seen before: replay
-// (ECT-V12) and the DAG (ECT-V13).
-func (v *Verifier) stateful(ctx context.Context, c *Claims, now time.Time) error {
-	if err := v.cfg.Replay.Add(c.WorkflowID, c.ID, c.Expiry.Add(v.cfg.Skew), now); err != nil {
+// (ECT-V12) and the DAG (ECT-V13). The token is recorded in the replay
+// cache only once every other check passed, so a token refused for a
+// missing predecessor can be presented again once it arrived.
+func (v *Verifier) stateful(ctx context.Context, res *Result, now time.Time) error {
+	c := res.Claims
+	if v.cfg.Replay.Seen(c.WorkflowID, c.ID, now) {
+		return replay.Err(c.ID)
+	}
+	if err := v.checkDAG(ctx, res); err != nil {
 		return err
 	}
-	return v.checkDAG(ctx, c)
+	return v.cfg.Replay.Add(c.WorkflowID, c.ID, v.replayUntil(c), now)
 }
 
-func (v *Verifier) checkDAG(ctx context.Context, c *Claims) error {
+// replayUntil is the end of a token's replay window (ECT-V12): after
+// min(exp, iat + max age) + skew it fails ECT-V8 or ECT-V9 anyway, so a
+// far-future exp cannot pin a cache slot.
+func (v *Verifier) replayUntil(c *Claims) time.Time {
+	end := c.IssuedAt.Add(v.cfg.MaxAge)
+	if c.Expiry.Before(end) {
+		end = c.Expiry
+	}
+	return end.Add(v.cfg.Skew) // SPEC: ECT-V12 window
+}
+
+// checkDAG applies ECT-V13 and notes, in partial mode, what is missing.
+func (v *Verifier) checkDAG(ctx context.Context, res *Result) error {
 	if v.cfg.DAG == nil {
 		return nil
 	}
-	return v.cfg.DAG.Validate(ctx, c.node())
+	verdict, err := v.cfg.DAG.Check(ctx, res.Claims.node())
+	if err != nil {
+		return err
+	}
+	if len(verdict.Missing) > 0 {
+		res.Partial, res.Missing = true, verdict.Missing
+	}
+	return nil
 }
 
 // rules are the rule IDs ECT reports for the shared claims.
@@ -377,7 +405,7 @@ func (v *Verifier) VerifyBatch(ctx context.Context, tokens []string, workers int
 			results[i] = nil
 			continue
 		}
-		if err := v.stateful(ctx, res.Claims, now); err != nil {
+		if err := v.stateful(ctx, res, now); err != nil {
 			results[i], errs[i] = nil, err
 		}
 	}

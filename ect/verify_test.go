@@ -390,13 +390,47 @@ func TestAuditVerification(t *testing.T) {
 }
 
 type recordingDAG struct {
-	got []dag.Node
-	err error
+	got     []dag.Node
+	err     error
+	missing []string
 }
 
-func (r *recordingDAG) Validate(_ context.Context, n dag.Node) error {
+func (r *recordingDAG) Check(_ context.Context, n dag.Node) (*dag.Verdict, error) {
 	r.got = append(r.got, n)
-	return r.err
+	if r.err != nil {
+		return nil, r.err
+	}
+	return &dag.Verdict{Missing: r.missing}, nil
+}
+
+// TestReplayRecordedLast covers ECT-V12: a token refused by the DAG check
+// is not recorded, so it can be presented again once its predecessor
+// arrived; a replay is still refused.
+func TestReplayRecordedLast(t *testing.T) {
+	d := &recordingDAG{err: agentctx.Errorf(agentctx.CodeDAGUnknownPred, "DAG-2", "pred", "unknown")}
+	v, _ := newVerifier(t, func(c *ect.Config) { c.DAG = d })
+	tok := signRaw(t, edKey, header(edKey), with(set("pred", []string{jti2})))
+	if _, err := v.Verify(context.Background(), tok); agentctx.CodeOf(err) != agentctx.CodeDAGUnknownPred {
+		t.Fatalf("first: %v", err)
+	}
+	d.err = nil
+	if _, err := v.Verify(context.Background(), tok); err != nil {
+		t.Fatalf("ECT-V12: presented again after the DAG refusal: %v", err)
+	}
+	if _, err := v.Verify(context.Background(), tok); agentctx.CodeOf(err) != agentctx.CodeReplay {
+		t.Fatalf("ECT-V12: replay: %v", err)
+	}
+}
+
+// TestPartialResult covers DAG-2: in partial mode the result carries the
+// missing predecessors.
+func TestPartialResult(t *testing.T) {
+	d := &recordingDAG{missing: []string{jti2}}
+	v, _ := newVerifier(t, func(c *ect.Config) { c.DAG = d })
+	res, err := v.Verify(context.Background(), signRaw(t, edKey, header(edKey), with(set("pred", []string{jti2}))))
+	if err != nil || !res.Partial || len(res.Missing) != 1 || res.Missing[0] != jti2 {
+		t.Fatalf("DAG-2 partial result: %v %+v", err, res)
+	}
 }
 
 // TestDAGSeam covers ECT-V13: a configured validator sees the verified node,

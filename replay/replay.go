@@ -4,6 +4,7 @@
 package replay
 
 import (
+	"hash/maphash"
 	"strings"
 	"sync"
 	"time"
@@ -21,6 +22,9 @@ const DefaultCapacity = 1 << 20
 // full of live ones it refuses new tokens with replay_cache_full instead of
 // forgetting a live entry [decision]. It is safe for concurrent use.
 type Cache struct {
+	// seed keys the shard choice: a sender cannot pick which shard its
+	// entries fill (ECT-V12).
+	seed   maphash.Seed
 	shards [numShards]shard
 }
 
@@ -38,7 +42,7 @@ func New(capacity int) *Cache {
 	if per < 1 {
 		per = 1
 	}
-	c := &Cache{}
+	c := &Cache{seed: maphash.MakeSeed()}
 	for i := range c.shards {
 		c.shards[i].capacity = per
 		// Small caches are allocated whole up front; large ones grow.
@@ -47,16 +51,35 @@ func New(capacity int) *Cache {
 	return c
 }
 
+// Err is the replay failure for task jti.
+func Err(jti string) error {
+	return agentctx.Errorf(agentctx.CodeReplay, "ECT-V12", "jti", "task %q was already presented", jti)
+}
+
+// shard returns the key of task (wid, jti) and its shard, chosen by a keyed
+// hash with the cache's random seed.
+func (c *Cache) shard(wid, jti string) (string, *shard) {
+	key := strings.ToLower(wid) + "\x00" + strings.ToLower(jti) // UUIDs compare case-insensitively
+	// SPEC: ECT-V12 shards are picked by a keyed hash with a per-process random key.
+	return key, &c.shards[maphash.String(c.seed, key)%numShards]
+}
+
+// Seen reports whether task (wid, jti) is live in the cache at now, without
+// recording it: verifiers ask it before their other stateful checks and Add
+// only once those passed.
+func (c *Cache) Seen(wid, jti string, now time.Time) bool {
+	key, s := c.shard(wid, jti)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.live[key]
+	return ok && exp > now.Unix()
+}
+
 // Add records the task (wid, jti), valid until until, as seen at now. It
 // returns a replay error when the same task (jti within wid, or globally
 // without wid) is still live, and replay_cache_full when no room is left.
 func (c *Cache) Add(wid, jti string, until, now time.Time) error {
-	key := strings.ToLower(wid) + "\x00" + strings.ToLower(jti) // UUIDs compare case-insensitively
-	h := uint32(2166136261)
-	for i := 0; i < len(key); i++ {
-		h = (h ^ uint32(key[i])) * 16777619
-	}
-	s := &c.shards[h%numShards]
+	key, s := c.shard(wid, jti)
 	nowU, untilU := now.Unix(), until.Unix()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -68,7 +91,7 @@ func (c *Cache) Add(wid, jti string, until, now time.Time) error {
 		}
 	}
 	if exp, ok := s.live[key]; ok && exp > nowU {
-		return agentctx.Errorf(agentctx.CodeReplay, "ECT-V12", "jti", "task %q was already presented", jti)
+		return Err(jti)
 	}
 	if len(s.live) >= s.capacity {
 		return agentctx.Errorf(agentctx.CodeReplayCacheFull, "ECT-V12", "jti", "replay cache is full of live entries; refusing rather than forgetting one")

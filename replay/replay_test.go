@@ -55,3 +55,45 @@ func TestHeapOrder(t *testing.T) {
 		prev = e.exp
 	}
 }
+
+// TestKeyedShards covers ECT-V12: the shard of a task is picked by a keyed
+// hash with a per-cache random key, so a sender cannot aim its entries at
+// one shard.
+func TestKeyedShards(t *testing.T) {
+	a, b := New(16), New(16)
+	differ := 0
+	for i := 0; i < 64; i++ {
+		jti := fmt.Sprintf("00000000-0000-4000-8000-%012d", i)
+		_, sa := a.shard("", jti)
+		_, sb := b.shard("", jti)
+		if shardIndex(a, sa) != shardIndex(b, sb) {
+			differ++
+		}
+	}
+	if differ == 0 {
+		t.Fatal("two caches put 64 tasks in the same shards: the shard choice is not keyed")
+	}
+}
+
+// TestSeenDoesNotRecord: Seen answers without recording.
+func TestSeenDoesNotRecord(t *testing.T) {
+	c := New(16)
+	if c.Seen("", "x", now) {
+		t.Fatal("empty cache saw x")
+	}
+	if err := c.Add("", "x", now.Add(time.Minute), now); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Seen("", "X", now) || c.Seen("", "x", now.Add(2*time.Minute)) {
+		t.Fatal("Seen after Add, or after expiry")
+	}
+}
+
+func shardIndex(c *Cache, s *shard) int {
+	for i := range c.shards {
+		if &c.shards[i] == s {
+			return i
+		}
+	}
+	return -1
+}
