@@ -3,6 +3,7 @@ package dag
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -73,44 +74,66 @@ func NewGraph(nodes []Node) *Graph {
 }
 
 // longestPath returns the longest chain by number of tasks (ties: the one
-// ending earliest in the node order), computed over the nodes in time order
-// with a memoized depth per node. Cycles, which a verified store cannot hold,
-// are cut by the visiting mark.
+// ending earliest in the node order; along the chain, the first predecessor
+// in pred order), in O(V + E): depths are computed in a topological order
+// (Kahn), each node pulling from its predecessors. A node on a cycle, which
+// a verified store cannot hold, counts as a chain of one.
 func (g *Graph) longestPath(byID map[string]int) []string {
+	order := g.topoOrder(byID)
 	depth := make([]int, len(g.Nodes))
 	prev := make([]int, len(g.Nodes))
-	state := make([]uint8, len(g.Nodes)) // 0 new, 1 visiting, 2 done
-	var visit func(i int) int
-	visit = func(i int) int {
-		if state[i] == 2 {
-			return depth[i]
-		}
-		if state[i] == 1 {
-			return 0
-		}
-		state[i] = 1
+	for _, i := range order {
 		depth[i], prev[i] = 1, -1
 		for _, p := range g.Nodes[i].Pred {
-			if j, ok := byID[norm(p)]; ok {
-				if d := visit(j) + 1; d > depth[i] {
-					depth[i], prev[i] = d, j
-				}
+			if j, ok := byID[norm(p)]; ok && depth[j]+1 > depth[i] {
+				depth[i], prev[i] = depth[j]+1, j
 			}
 		}
-		state[i] = 2
-		return depth[i]
 	}
 	best := -1
 	for i := range g.Nodes {
-		if d := visit(i); best < 0 || d > depth[best] {
+		if depth[i] == 0 { // on a cycle: a chain of one
+			depth[i], prev[i] = 1, -1
+		}
+		if best < 0 || depth[i] > depth[best] {
 			best = i
 		}
 	}
 	var path []string
 	for i := best; i >= 0; i = prev[i] {
-		path = append([]string{g.Nodes[i].JTI}, path...)
+		path = append(path, g.Nodes[i].JTI)
 	}
+	slices.Reverse(path)
 	return path
+}
+
+// topoOrder returns the indexes of the nodes in a topological order of the
+// edges between them (predecessors first); nodes on a cycle are absent.
+func (g *Graph) topoOrder(byID map[string]int) []int {
+	indeg := make([]int, len(g.Nodes))
+	succ := make([][]int, len(g.Nodes))
+	for i, n := range g.Nodes {
+		for _, p := range n.Pred {
+			if j, ok := byID[norm(p)]; ok {
+				indeg[i]++
+				succ[j] = append(succ[j], i)
+			}
+		}
+	}
+	order := make([]int, 0, len(g.Nodes))
+	for i := range g.Nodes {
+		if indeg[i] == 0 {
+			order = append(order, i)
+		}
+	}
+	for k := 0; k < len(order); k++ {
+		for _, c := range succ[order[k]] {
+			if indeg[c]--; indeg[c] == 0 {
+				order = append(order, c)
+			}
+		}
+	}
+	return order
 }
 
 type jsonNode struct {

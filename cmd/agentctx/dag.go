@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/dag"
 	"github.com/agentctx/agentctx/ect"
@@ -82,19 +83,32 @@ func cmdDag(e *env, args []string) error {
 	if len(toks) == 0 {
 		return usagef("", "give tokens as arguments or with --batch")
 	}
-	fmt.Fprintln(e.stderr, "agentctx: UNVERIFIED: signatures and times were NOT checked; the DAG rules were")
-	store := dag.NewMemStore()
-	checker := dag.NewChecker(store, dag.Config{Partial: *partial})
-	ctx := context.Background()
+	fmt.Fprintln(e.stderr, "agentctx: UNVERIFIED: signatures and times were NOT checked; the DAG rules were.")
+	nodes := make([]dag.Node, 0, len(toks))
 	for i, tok := range toks {
 		tok, _ = splitLine(tok)
 		n, err := nodeOf(tok)
 		if err != nil {
 			return failf("token %d: %s", i+1, describe(err))
 		}
+		nodes = append(nodes, n)
+	}
+	// The input may come in any order: sort it by its edges, refuse a cycle
+	// over the whole set, then check each node against the ones before it
+	// (O(V + E): no per-node ancestor walk is needed once the set is
+	// acyclic).
+	sorted, cyclic := dag.Sort(nodes)
+	if len(cyclic) > 0 {
+		err := agentctx.Errorf(agentctx.CodeDAGCycle, "DAG-4", "pred", "task %q is on a cycle (%d tasks cannot be ordered)", cyclic[0].JTI, len(cyclic))
+		return failf("%s", describe(err))
+	}
+	store := dag.NewMemStore()
+	checker := dag.NewChecker(store, dag.Config{Partial: *partial, AcyclicStore: true})
+	ctx := context.Background()
+	for _, n := range sorted {
 		v, err := checker.Check(ctx, n)
 		if err != nil {
-			return failf("token %d (task %s): %s", i+1, n.JTI, describe(err))
+			return failf("task %s: %s", n.JTI, describe(err))
 		}
 		n.Partial = len(v.Missing) > 0
 		store.Add(n)
