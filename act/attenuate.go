@@ -3,7 +3,6 @@ package act
 import (
 	"encoding/json"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/agentctx/agentctx"
@@ -94,9 +93,8 @@ func tightens(action string, parentRaw, childRaw json.RawMessage) error {
 		var good bool
 		switch {
 		case strings.HasPrefix(k, "max_"):
-			p, err1 := strconv.ParseFloat(string(pv), 64)
-			c, err2 := strconv.ParseFloat(string(cv), 64)
-			good = jsonx.KindOf(pv) == jsonx.Number && jsonx.KindOf(cv) == jsonx.Number && err1 == nil && err2 == nil && c <= p
+			c, ok := numCmp(cv, pv)
+			good = ok && c <= 0
 		case strings.HasPrefix(k, "allowed_"):
 			p, ok1 := jsonx.Elements(pv)
 			c, ok2 := jsonx.Elements(cv)

@@ -2,10 +2,7 @@ package act
 
 import (
 	"bytes"
-	"encoding/json"
-	"reflect"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -139,11 +136,11 @@ func parseACT(members []jsonx.Member, p Phase, legacy bool) (*parsed, error) {
 			}
 			out.rec.Status = s
 		case "err":
-			var e ExecError
-			if mem.Kind != jsonx.Object || json.Unmarshal(mem.Value, &e) != nil || e.Code == "" || !stringMembers(mem, "code", "message") {
+			e, ok := parseExecError(mem)
+			if !ok {
 				return nil, errf(agentctx.CodeInvalidClaim, "ACT-R6", "err", "err must be an object with a string code and an optional string message")
 			}
-			out.rec.Err = &e
+			out.rec.Err = e
 		}
 	}
 	// Required claims, in rule order.
@@ -174,17 +171,32 @@ func parseACT(members []jsonx.Member, p Phase, legacy bool) (*parsed, error) {
 
 // stringMembers reports whether every listed member of the object is a
 // string when present.
-func stringMembers(obj jsonx.Member, names ...string) bool {
-	ms, err := jsonx.ParseObject(obj.Value)
-	if err != nil {
-		return false
+// parseExecError reads the err claim with the strict reader (ACT-R6): an
+// object with a non-empty string code and an optional string message.
+func parseExecError(mem jsonx.Member) (*ExecError, bool) {
+	if mem.Kind != jsonx.Object {
+		return nil, false
 	}
+	ms, err := jsonx.ParseObject(mem.Value)
+	if err != nil {
+		return nil, false
+	}
+	e := &ExecError{}
 	for _, m := range ms {
-		if slices.Contains(names, m.Name) && m.Kind != jsonx.String {
-			return false
+		var ok bool
+		switch m.Name {
+		case "code":
+			e.Code, ok = wire.String(m)
+		case "message":
+			e.Message, ok = wire.String(m)
+		default:
+			continue
+		}
+		if !ok {
+			return nil, false
 		}
 	}
-	return true
+	return e, e.Code != ""
 }
 
 func parseTask(mem jsonx.Member, t *Task) error {
@@ -374,30 +386,169 @@ func parseOversight(mem jsonx.Member) (*Oversight, error) {
 	return o, nil
 }
 
-// jsonEqual reports whether two JSON values are equal as values (member
-// order and white space aside; numbers compared by their literal).
+// jsonEqual reports whether two JSON values are equal as values: member
+// order and white space aside, strings compared after unescaping, numbers
+// compared exactly as decimal values at every depth (1, 1.0 and 1e0 are
+// equal; 2^53 and 2^53+1 are not). Both are read with the strict reader.
 func jsonEqual(a, b []byte) bool {
+	a, b = bytes.TrimSpace(a), bytes.TrimSpace(b)
 	if bytes.Equal(a, b) {
 		return true
 	}
 	ka, kb := jsonx.KindOf(a), jsonx.KindOf(b)
-	switch {
-	case ka != kb:
+	if ka != kb {
 		return false
-	case ka == jsonx.String && !bytes.ContainsRune(a, '\\') && !bytes.ContainsRune(b, '\\'):
-		return false // same kind, no escapes, different bytes: different strings
-	case ka == jsonx.Number:
-		x, err1 := strconv.ParseFloat(string(bytes.TrimSpace(a)), 64)
-		y, err2 := strconv.ParseFloat(string(bytes.TrimSpace(b)), 64)
-		return err1 == nil && err2 == nil && x == y
 	}
-	decode := func(x []byte) (any, bool) {
-		d := json.NewDecoder(bytes.NewReader(x))
-		d.UseNumber()
-		var v any
-		return v, d.Decode(&v) == nil
+	switch ka {
+	case jsonx.Number:
+		c, ok := numCmp(a, b)
+		return ok && c == 0
+	case jsonx.String:
+		x, ok1 := jsonx.DecodeString(a)
+		y, ok2 := jsonx.DecodeString(b)
+		return ok1 && ok2 && x == y
+	case jsonx.Array:
+		x, ok1 := jsonx.Elements(a)
+		y, ok2 := jsonx.Elements(b)
+		if !ok1 || !ok2 || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !jsonEqual(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case jsonx.Object:
+		x, err1 := jsonx.ParseObject(a)
+		y, err2 := jsonx.ParseObject(b)
+		if err1 != nil || err2 != nil || len(x) != len(y) {
+			return false
+		}
+		for _, m := range x {
+			found := false
+			for _, n := range y {
+				if n.Name == m.Name {
+					found = jsonEqual(m.Value, n.Value)
+					break
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
 	}
-	va, ok1 := decode(a)
-	vb, ok2 := decode(b)
-	return ok1 && ok2 && reflect.DeepEqual(va, vb)
+	return false // literals: equal bytes only
+}
+
+// numCmp compares two JSON numbers exactly as decimal values, without
+// building big numbers (an exponent of a billion costs nothing); ok is false
+// when either is not a JSON number.
+func numCmp(a, b []byte) (int, bool) {
+	x, ok1 := decimalOf(bytes.TrimSpace(a))
+	y, ok2 := decimalOf(bytes.TrimSpace(b))
+	if !ok1 || !ok2 {
+		return 0, false
+	}
+	return x.cmp(y), true
+}
+
+// decimal is a number as sign, significant digits (no leading or trailing
+// zeros) and exponent: value = 0.digits x 10^exp. Zero has no digits.
+type decimal struct {
+	neg    bool
+	digits string
+	exp    int64
+}
+
+const maxExp = 1 << 40 // exponents beyond are saturated (no JSON number of 8 KiB reaches them)
+
+func decimalOf(n []byte) (decimal, bool) {
+	if jsonx.KindOf(n) != jsonx.Number {
+		return decimal{}, false
+	}
+	var d decimal
+	i := 0
+	if n[0] == '-' {
+		d.neg, i = true, 1
+	}
+	var digits []byte
+	var exp int64
+	seenPoint := false
+	for ; i < len(n) && n[i] != 'e' && n[i] != 'E'; i++ {
+		c := n[i]
+		if c == '.' {
+			seenPoint = true
+			continue
+		}
+		if !seenPoint {
+			exp++
+		}
+		digits = append(digits, c)
+	}
+	if i < len(n) { // exponent
+		i++
+		sign := int64(1)
+		if n[i] == '+' || n[i] == '-' {
+			if n[i] == '-' {
+				sign = -1
+			}
+			i++
+		}
+		var e int64
+		for ; i < len(n); i++ {
+			if e < maxExp {
+				e = e*10 + int64(n[i]-'0')
+			}
+		}
+		exp += sign * min(e, maxExp)
+	}
+	// Drop leading zeros (each one lowers the exponent) and trailing zeros.
+	k := 0
+	for k < len(digits) && digits[k] == '0' {
+		k++
+		exp--
+	}
+	digits = bytes.TrimRight(digits[k:], "0")
+	if len(digits) == 0 {
+		return decimal{}, true // zero, whatever its sign
+	}
+	d.digits, d.exp = string(digits), exp
+	return d, true
+}
+
+func (x decimal) cmp(y decimal) int {
+	switch {
+	case x.digits == "" && y.digits == "":
+		return 0
+	case x.digits == "":
+		return map[bool]int{true: 1, false: -1}[y.neg]
+	case y.digits == "":
+		return map[bool]int{true: -1, false: 1}[x.neg]
+	case x.neg != y.neg:
+		return map[bool]int{true: -1, false: 1}[x.neg]
+	}
+	mag := 0
+	switch {
+	case x.exp != y.exp:
+		mag = map[bool]int{true: 1, false: -1}[x.exp > y.exp]
+	default:
+		for i := 0; i < max(len(x.digits), len(y.digits)) && mag == 0; i++ {
+			a, b := byte('0'), byte('0')
+			if i < len(x.digits) {
+				a = x.digits[i]
+			}
+			if i < len(y.digits) {
+				b = y.digits[i]
+			}
+			if a != b {
+				mag = map[bool]int{true: 1, false: -1}[a > b]
+			}
+		}
+	}
+	if x.neg {
+		return -mag
+	}
+	return mag
 }

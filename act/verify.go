@@ -13,6 +13,7 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/dag"
+	"github.com/agentctx/agentctx/internal/claims"
 	"github.com/agentctx/agentctx/internal/envelope"
 	"github.com/agentctx/agentctx/internal/jsonx"
 	"github.com/agentctx/agentctx/internal/wire"
@@ -335,15 +336,12 @@ func (v *Verifier) checkRecord(ctx context.Context, res *Result, p *parsed, supp
 	if r.ExecTS.After(now.Add(skew)) {
 		return errf(agentctx.CodeInvalidClaim, "ACT-R3", "exec_ts", "exec_ts is %s in the future", r.ExecTS.Sub(now).Round(time.Second))
 	}
-	if r.ExecTS.Before(r.IssuedAt) {
-		return errf(agentctx.CodeInvalidClaim, "ACT-R3", "exec_ts", "exec_ts is before the mandate's iat")
-	}
-	if err := set.CheckTimes(r.ExecTS, skew, 0); err != nil {
-		var e *agentctx.Error
-		if errors.As(err, &e) && e.Code == agentctx.CodeExpired {
-			return errf(agentctx.CodeExpired, "ACT-R3", "exec_ts", "the mandate expired %s before the work finished", r.ExecTS.Sub(r.Expiry).Round(time.Second))
-		}
+	if err := execWindow(r, skew); err != nil {
 		return err
+	}
+	// nbf as of exec_ts (ECT-V8); iat and exp are execWindow's bounds.
+	if set.Has&claims.Nbf != 0 && set.Nbf.After(r.ExecTS.Add(skew)) {
+		return errf(agentctx.CodeNotYetValid, "ECT-V8", "nbf", "the mandate was not valid yet when the work finished")
 	}
 	if err := set.CheckFormats(rules, v.cfg.MaxPred); err != nil {
 		return err
@@ -387,6 +385,19 @@ func (v *Verifier) checkRecord(ctx context.Context, res *Result, p *parsed, supp
 		return err
 	}
 	res.Mandate, res.MandateVerified = &mp.mandate, true
+	return nil
+}
+
+// execWindow applies ACT-R3: iat <= exec_ts <= exp + skew, both ends
+// inclusive. NewRecord calls it with no skew, so that every record it signs
+// verifies; verifiers call it with theirs.
+func execWindow(r *Record, skew time.Duration) error {
+	if r.ExecTS.Before(r.IssuedAt) {
+		return errf(agentctx.CodeInvalidClaim, "ACT-R3", "exec_ts", "exec_ts is before the mandate's iat")
+	}
+	if r.ExecTS.After(r.Expiry.Add(skew)) {
+		return errf(agentctx.CodeExpired, "ACT-R3", "exec_ts", "the mandate expired %s before the work finished", r.ExecTS.Sub(r.Expiry).Round(time.Second))
+	}
 	return nil
 }
 

@@ -305,18 +305,22 @@ func parseClaims(members []jsonx.Member, legacy bool) (*claims.Set, error) {
 // readExt sets c.Ext from ect_ext (or legacy ext) and applies ECT-C11 and
 // ECT-C14 (ECT-V11).
 func readExt(c *Claims, rest []jsonx.Member, legacy bool) error {
-	var ext *jsonx.Member
+	var ext, old *jsonx.Member
 	for i := range rest {
-		switch {
-		case rest[i].Name == "ect_ext":
+		switch rest[i].Name {
+		case "ect_ext":
 			ext = &rest[i]
-		case rest[i].Name == "ext" && legacy && ext == nil:
-			// SPEC: ECT-C11 ext is accepted when ect_ext is absent [legacy, -00].
-			if rest[i].Kind != jsonx.Object {
-				return claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ext", "ext must be a JSON object")
-			}
-			ext = &rest[i]
+		case "ext":
+			old = &rest[i]
 		}
+	}
+	// SPEC: ECT-C11 ext is accepted when ect_ext is absent [legacy, -00]:
+	// with ect_ext present, ext is an unknown claim, wherever it stands.
+	if ext == nil && old != nil && legacy {
+		if old.Kind != jsonx.Object {
+			return claimErr(agentctx.CodeInvalidClaim, "ECT-C11", "ext", "ext must be a JSON object")
+		}
+		ext = old
 	}
 	if ext == nil {
 		return nil

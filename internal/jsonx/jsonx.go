@@ -15,12 +15,12 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
-	"unsafe"
 )
 
-// Aliasing: to keep the verifier's hot path free of copies, member names and
-// decoded strings without escapes share memory with the input. Callers must
-// not modify an input slice after handing it to this package.
+// Memory: member names and decoded strings are copies, never views of the
+// input, so what a verifier returns stays what was verified even if the
+// input buffer changes afterwards (spec README). Member values are views of
+// the input: the caller owns it and must not change it while it reads them.
 
 // MaxDepth bounds the nesting of arrays and objects accepted anywhere.
 const MaxDepth = 64
@@ -307,7 +307,7 @@ func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
 	}
 	var small [16]string
 	names := small[:0]
-	var seen map[string]struct{}
+	var seen map[string]string // lower-cased name -> name
 	for {
 		s.skipWS()
 		if s.pos >= len(s.data) || s.data[s.pos] != '"' {
@@ -321,23 +321,26 @@ func (s *scanner) objectDepth(level int, top *[]Member) (int, error) {
 		if esc {
 			name = unescape(raw)
 		}
-		// SPEC: README "Duplicate member names ... are rejected".
+		// SPEC: README "Duplicate member names ... are rejected", and names
+		// that differ only in ASCII case (a case-insensitive decoder would
+		// read the other one).
 		if seen != nil {
-			if _, dup := seen[name]; dup {
-				return 0, s.errf("duplicate member name %q", name)
+			k := lowerASCII(name)
+			if prev, dup := seen[k]; dup {
+				return 0, dupErr(s, prev, name)
 			}
-			seen[name] = struct{}{}
+			seen[k] = name
 		} else {
 			for _, n := range names {
-				if n == name {
-					return 0, s.errf("duplicate member name %q", name)
+				if EqualFoldASCII(n, name) {
+					return 0, dupErr(s, n, name)
 				}
 			}
 			names = append(names, name)
 			if len(names) > 16 {
-				seen = make(map[string]struct{}, 32)
+				seen = make(map[string]string, 32)
 				for _, n := range names {
-					seen[n] = struct{}{}
+					seen[lowerASCII(n)] = n
 				}
 			}
 		}
@@ -511,13 +514,52 @@ func DecodeStrings(raw []byte) ([]string, bool) {
 	}
 }
 
-// aliasString returns b as a string without copying (see "Aliasing").
-func aliasString(b []byte) string {
-	if len(b) == 0 {
-		return ""
+func dupErr(s *scanner, prev, name string) error {
+	if prev == name {
+		return s.errf("duplicate member name %q", name)
 	}
-	return unsafe.String(&b[0], len(b))
+	return s.errf("member names %q and %q differ only in case", prev, name)
 }
+
+// lowerASCII lower-cases the ASCII letters of s.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}
+
+// EqualFoldASCII compares a and b with ASCII case folding only: no Unicode
+// folding, under which "ſ" would match "s".
+func EqualFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// aliasString returns b as a string (a copy: see "Memory").
+func aliasString(b []byte) string { return string(b) }
 
 // eachElement scans the JSON array raw, calling elem with the scanner
 // positioned at each element; elem must consume exactly that element. It

@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
-	"unsafe"
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/internal/jsonx"
@@ -75,7 +74,7 @@ type Token struct {
 	Payload      []byte         // decoded payload JSON
 	Members      []jsonx.Member // payload members, in order
 	Signature    []byte
-	SigningInput string // ASCII(header "." payload), the bytes that were signed
+	SigningInput []byte // ASCII(header "." payload), the bytes that were signed
 }
 
 func malformed(format string, args ...any) *agentctx.Error {
@@ -122,21 +121,25 @@ func Parse(token string, maxLen int) (*Token, error) {
 	// An empty signature segment is left to the later steps: an unsecured
 	// token (alg "none") fails the alg check (ECT-V4), an allowed alg fails
 	// the signature check (ECT-V6).
-	// One buffer for the three decoded segments.
-	buf := make([]byte, b64.DecodedLen(len(hseg))+b64.DecodedLen(len(pseg))+b64.DecodedLen(len(sseg)))
-	hdr, rest, err := decodeSegment(buf, hseg, "header")
+	// One buffer, owned by the token: a copy of the signing input, then the
+	// three decoded segments. Nothing in the result shares memory with the
+	// caller's string (spec README: no shared memory).
+	buf := make([]byte, dot2+b64.DecodedLen(len(hseg))+b64.DecodedLen(len(pseg))+b64.DecodedLen(len(sseg)))
+	signingInput := buf[:dot2:dot2]
+	copy(signingInput, token[:dot2])
+	hdr, rest, err := decodeSegment(buf[dot2:], signingInput[:dot1], "header")
 	if err != nil {
 		return nil, err
 	}
-	payload, rest, err := decodeSegment(rest, pseg, "payload")
+	payload, rest, err := decodeSegment(rest, signingInput[dot1+1:], "payload")
 	if err != nil {
 		return nil, err
 	}
-	sig, _, err := decodeSegment(rest, sseg, "signature")
+	sig, _, err := decodeSegment(rest, []byte(sseg), "signature")
 	if err != nil {
 		return nil, err
 	}
-	t := &Token{Payload: payload, Signature: sig, SigningInput: token[:dot2]}
+	t := &Token{Payload: payload, Signature: sig, SigningInput: signingInput}
 	if err := parseHeader(hdr, &t.Header); err != nil {
 		return nil, err
 	}
@@ -150,8 +153,8 @@ func Parse(token string, maxLen int) (*Token, error) {
 
 // decodeSegment decodes seg into the front of buf and returns the decoded
 // bytes (capacity-limited, so appends never overwrite) and the rest of buf.
-func decodeSegment(buf []byte, seg, what string) ([]byte, []byte, error) {
-	n, err := b64.Decode(buf, readOnlyBytes(seg))
+func decodeSegment(buf, seg []byte, what string) ([]byte, []byte, error) {
+	n, err := b64.Decode(buf, seg)
 	if err != nil {
 		return nil, nil, malformed("%s is not canonical base64url", what)
 	}
@@ -194,10 +197,10 @@ func parseHeader(raw []byte, h *Header) error {
 // (for example "exec+jwt"), comparing as RFC 7515 §4.1.9 prescribes:
 // case-insensitively, with an optional "application/" prefix.
 func TypMatches(typ, want string) bool {
-	if len(typ) > len("application/") && strings.EqualFold(typ[:len("application/")], "application/") {
+	if len(typ) > len("application/") && jsonx.EqualFoldASCII(typ[:len("application/")], "application/") {
 		typ = typ[len("application/"):]
 	}
-	return strings.EqualFold(typ, want)
+	return jsonx.EqualFoldASCII(typ, want) // SPEC: ECT-H1 ASCII case-insensitive only
 }
 
 // CheckAlg applies ECT-V4: alg on the allowlist (alg_not_allowed) and no crit
@@ -235,7 +238,7 @@ func KeyMatchesAlg(pub crypto.PublicKey, alg string) bool {
 
 // Verify checks sig over signingInput with pub under alg (ECT-V6). It returns
 // a bad_signature error when the signature does not verify.
-func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) error {
+func Verify(alg string, pub crypto.PublicKey, signingInput, sig []byte) error {
 	ok := false
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
@@ -244,7 +247,7 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 		}
 		// SPEC: README "ES256 signatures are the 64-byte r||s form".
 		if len(sig) == 64 {
-			digest := sha256.Sum256(readOnlyBytes(signingInput))
+			digest := sha256.Sum256(signingInput)
 			r := new(big.Int).SetBytes(sig[:32])
 			s := new(big.Int).SetBytes(sig[32:])
 			ok = ecdsa.Verify(k, digest[:], r, s)
@@ -253,7 +256,7 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 		if alg != EdDSA {
 			return ErrKeyAlgMismatch
 		}
-		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, readOnlyBytes(signingInput), sig)
+		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, signingInput, sig)
 	default:
 		return ErrKeyAlgMismatch
 	}
@@ -261,12 +264,6 @@ func Verify(alg string, pub crypto.PublicKey, signingInput string, sig []byte) e
 		return agentctx.Errorf(agentctx.CodeBadSignature, "ECT-V6", "", "signature does not verify")
 	}
 	return nil
-}
-
-// readOnlyBytes returns the bytes of s without copying, for callees that only
-// read them (hashing and signature verification).
-func readOnlyBytes(s string) []byte {
-	return unsafe.Slice(unsafe.StringData(s), len(s))
 }
 
 // Sign produces the raw JWS signature of signingInput under alg with priv,

@@ -32,11 +32,11 @@ func TestRFC7515A3ES256(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(ES256, pub, input, mustB64(t, sig)); err != nil {
+	if err := Verify(ES256, pub, []byte(input), mustB64(t, sig)); err != nil {
 		t.Fatalf("RFC 7515 A.3 example does not verify: %v", err)
 	}
 	// One changed byte of the signing input must fail.
-	if err := Verify(ES256, pub, input[:len(input)-1]+"R", mustB64(t, sig)); agentctx.CodeOf(err) != agentctx.CodeBadSignature {
+	if err := Verify(ES256, pub, []byte(input[:len(input)-1]+"R"), mustB64(t, sig)); agentctx.CodeOf(err) != agentctx.CodeBadSignature {
 		t.Fatalf("tampered input: got %v, want bad_signature", err)
 	}
 }
@@ -60,7 +60,7 @@ func TestRFC8037A4Ed25519(t *testing.T) {
 	if EncodeSegment(got) != sig {
 		t.Fatalf("signature %s, want %s", EncodeSegment(got), sig)
 	}
-	if err := Verify(EdDSA, ed25519.PublicKey(mustB64(t, x)), input, mustB64(t, sig)); err != nil {
+	if err := Verify(EdDSA, ed25519.PublicKey(mustB64(t, x)), []byte(input), mustB64(t, sig)); err != nil {
 		t.Fatalf("RFC 8037 A.5 verification: %v", err)
 	}
 }
@@ -141,14 +141,14 @@ func TestVerifyKeyMustMatchAlg(t *testing.T) {
 	_, edPriv, _ := ed25519.GenerateKey(nil)
 	ecPriv, _ := ecdsa.GenerateKey(elliptic.P256(), randReader{})
 	sig := make([]byte, 64)
-	if err := Verify(EdDSA, &ecPriv.PublicKey, "a.b", sig); !errors.Is(err, ErrKeyAlgMismatch) {
+	if err := Verify(EdDSA, &ecPriv.PublicKey, []byte("a.b"), sig); !errors.Is(err, ErrKeyAlgMismatch) {
 		t.Errorf("P-256 key under EdDSA: %v", err)
 	}
-	if err := Verify(ES256, edPriv.Public(), "a.b", sig); !errors.Is(err, ErrKeyAlgMismatch) {
+	if err := Verify(ES256, edPriv.Public(), []byte("a.b"), sig); !errors.Is(err, ErrKeyAlgMismatch) {
 		t.Errorf("Ed25519 key under ES256: %v", err)
 	}
 	p384, _ := ecdsa.GenerateKey(elliptic.P384(), randReader{})
-	if err := Verify(ES256, &p384.PublicKey, "a.b", sig); !errors.Is(err, ErrKeyAlgMismatch) {
+	if err := Verify(ES256, &p384.PublicKey, []byte("a.b"), sig); !errors.Is(err, ErrKeyAlgMismatch) {
 		t.Errorf("P-384 key under ES256: %v", err)
 	}
 }
@@ -161,14 +161,14 @@ func TestES256RejectsDER(t *testing.T) {
 	}
 	i := strings.LastIndexByte(tok, '.')
 	raw := mustB64(t, tok[i+1:])
-	if err := Verify(ES256, &priv.PublicKey, tok[:i], raw); err != nil {
+	if err := Verify(ES256, &priv.PublicKey, []byte(tok[:i]), raw); err != nil {
 		t.Fatalf("own signature: %v", err)
 	}
 	der, err := ecdsa.SignASN1(randReader{}, priv, sha256Sum([]byte(tok[:i])))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := Verify(ES256, &priv.PublicKey, tok[:i], der); agentctx.CodeOf(err) != agentctx.CodeBadSignature {
+	if err := Verify(ES256, &priv.PublicKey, []byte(tok[:i]), der); agentctx.CodeOf(err) != agentctx.CodeBadSignature {
 		t.Fatalf("DER signature: got %v, want bad_signature", err)
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/agentctx/agentctx/internal/jsonx"
 )
@@ -55,9 +54,9 @@ func NewUUID() string {
 }
 
 // HashString returns the hash value (see agentctx.HashBytes) of the bytes
-// of s, without copying them.
+// of s.
 func HashString(s string) string {
-	d := sha256.Sum256(unsafe.Slice(unsafe.StringData(s), len(s)))
+	d := sha256.Sum256([]byte(s))
 	return base64.RawURLEncoding.EncodeToString(d[:])
 }
 
