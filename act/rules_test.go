@@ -99,13 +99,13 @@ func actCases() []actCase {
 		mandateCase("ACT-M1", "missing iss", agentctx.CodeMissingClaim, "iss", del("iss")),
 		mandateCase("ACT-M2", "missing sub", agentctx.CodeMissingClaim, "sub", del("sub")),
 		mandateCase("ACT-M3", "missing aud", agentctx.CodeMissingClaim, "aud", del("aud")),
-		mandateCase("ACT-M3", "audience mismatch", agentctx.CodeAudienceMismatch, "aud", set("aud", []string{tool})),
+		mandateCase("ECT-V10", "audience mismatch", agentctx.CodeAudienceMismatch, "aud", set("aud", []string{tool})),
 		mandateCase("ACT-M3", "aud as a string", "", "", set("aud", idB)),
 		mandateCase("ACT-M4", "missing iat", agentctx.CodeMissingClaim, "iat", del("iat")),
 		mandateCase("ACT-M4", "missing exp", agentctx.CodeMissingClaim, "exp", del("exp")),
 		mandateCase("ACT-M4", "exp not after iat", agentctx.CodeInvalidClaim, "exp", set("exp", now.Unix())),
-		mandateCase("ACT-M4", "expired", agentctx.CodeExpired, "exp", func(m map[string]any) { m["iat"] = now.Unix() - 1000; m["exp"] = now.Unix() - 61 }),
-		mandateCase("ACT-M4", "too old for use", agentctx.CodeTooOld, "iat", func(m map[string]any) { m["iat"] = now.Unix() - 1000; m["exp"] = now.Unix() + 600 }),
+		mandateCase("ECT-V8", "expired", agentctx.CodeExpired, "exp", func(m map[string]any) { m["iat"] = now.Unix() - 1000; m["exp"] = now.Unix() - 61 }),
+		mandateCase("ECT-V9", "too old for use", agentctx.CodeTooOld, "iat", func(m map[string]any) { m["iat"] = now.Unix() - 1000; m["exp"] = now.Unix() + 600 }),
 		mandateCase("ACT-M5", "missing jti", agentctx.CodeMissingClaim, "jti", del("jti")),
 		mandateCase("ACT-M5", "jti not a UUID", agentctx.CodeInvalidClaim, "jti", set("jti", "t-1")),
 		mandateCase("ACT-M6", "wid not a UUID", agentctx.CodeInvalidClaim, "wid", set("wid", "w")),
@@ -128,7 +128,7 @@ func actCases() []actCase {
 		mandateCase("ACT-D1", "root setting max_depth", "", "", set("del", map[string]any{"depth": 0, "max_depth": 1, "chain": []any{}})),
 		mandateCase("ACT-M10", "oversight with a bad action", agentctx.CodeInvalidClaim, "oversight", set("oversight", map[string]any{"approval_required": []string{"Bad"}})),
 		mandateCase("ACT-P1", "some record claims only", agentctx.CodePhaseError, "", set("exec_act", "read.data")),
-		mandateCase("ACT-H1", "typ exec+jwt", agentctx.CodeInvalidTyp, "typ", func(map[string]any) {}),
+		mandateCase("ECT-V3", "typ exec+jwt", agentctx.CodeInvalidTyp, "typ", func(map[string]any) {}),
 		{rule: "ACT-V1", name: "record where a mandate is expected", code: agentctx.CodePhaseError, phase: act.PhaseMandate, audience: idB,
 			build: func(t testing.TB) (string, []string) { r, _ := record(t, act.RecordInput{}); return r, nil }},
 		{rule: "ACT-V1", name: "mandate where a record is expected", code: agentctx.CodePhaseError, phase: act.PhaseRecord, audience: idB,
@@ -138,12 +138,12 @@ func actCases() []actCase {
 			h["typ"] = "application/ACT+JWT"
 			return signRaw(t, keyA, h, claimsOf(t, issue(t, keyA, rootMandate()))), nil
 		}},
-		{rule: "ACT-H2", name: "alg none", code: agentctx.CodeAlgNotAllowed, phase: act.PhaseMandate, build: func(t testing.TB) (string, []string) {
+		{rule: "ECT-V4", name: "alg none", code: agentctx.CodeAlgNotAllowed, phase: act.PhaseMandate, build: func(t testing.TB) (string, []string) {
 			tok := issue(t, keyA, rootMandate())
 			parts := strings.Split(tok, ".")
 			return jws.EncodeSegment([]byte(`{"alg":"none","kid":"a-1","typ":"act+jwt"}`)) + "." + parts[1] + ".", nil
 		}},
-		{rule: "ACT-H2", name: "signed by another agent", code: agentctx.CodeUnknownKey, phase: act.PhaseMandate, build: func(t testing.TB) (string, []string) {
+		{rule: "TR-7a", name: "signed by another agent", code: agentctx.CodeUnknownKey, phase: act.PhaseMandate, build: func(t testing.TB) (string, []string) {
 			return forge(t, keyB, issue(t, keyA, rootMandate()), func(map[string]any) {}), nil
 		}},
 
@@ -168,11 +168,11 @@ func actCases() []actCase {
 			d := m["del"].(map[string]any)
 			d["max_depth"] = 5
 		}),
-		delegatedCase("ACT-D1", "chain shorter than depth", agentctx.CodeDelegationBroken, func(m map[string]any) {
+		delegatedCase("ACT-D5", "chain shorter than depth", agentctx.CodeDelegationBroken, func(m map[string]any) {
 			d := m["del"].(map[string]any)
 			d["chain"] = d["chain"].([]any)[:1]
 		}),
-		delegatedCase("ACT-D2", "issuer is not the parent's sub", agentctx.CodeUnknownKey, set("iss", idB)),
+		delegatedCase("TR-7a", "issuer is not the parent's sub", agentctx.CodeUnknownKey, set("iss", idB)),
 		delegatedCase("ACT-D3", "action not in the parent", agentctx.CodePrivilegeEscalation, set("cap", []any{map[string]any{"action": "write.report"}})),
 		delegatedCase("ACT-D3", "outlives the parent", agentctx.CodePrivilegeEscalation, set("exp", now.Unix()+3600)),
 		delegatedCase("ACT-D3", "leaves the workflow", agentctx.CodePrivilegeEscalation, set("wid", "9d0e4c8a-2a7b-4f59-b1b4-0c3a3e1e9a77")),
@@ -187,7 +187,7 @@ func actCases() []actCase {
 		recordCase("ACT-R1", "valid record, record only", "", "", false, nil),
 		recordCase("ACT-P3", "valid record with its mandate", "", "", true, nil),
 		recordCase("ACT-R1", "exec_act not in cap", agentctx.CodeCapabilityViolation, "exec_act", false, set("exec_act", "delete.data")),
-		recordCase("ACT-R1", "exec_act outside the grammar", agentctx.CodeInvalidClaim, "exec_act", false, set("exec_act", "Read Data")),
+		recordCase("ACT-A1", "exec_act outside the grammar", agentctx.CodeInvalidClaim, "exec_act", false, set("exec_act", "Read Data")),
 		recordCase("ACT-R2", "missing pred", agentctx.CodeMissingClaim, "pred", false, del("pred")),
 		recordCase("ACT-R2", "legacy par", "", "", false, func(m map[string]any) { delete(m, "pred"); m["par"] = []string{jtiP} }),
 		recordCase("ACT-R2", "pred names itself", agentctx.CodeInvalidClaim, "pred", false, func(m map[string]any) { m["pred"] = []any{m["jti"]} }),
@@ -208,12 +208,12 @@ func actCases() []actCase {
 		recordCase("ACT-P3", "record with a changed cap", agentctx.CodeMandateMismatch, "cap", true, set("cap", []any{map[string]any{"action": "read.data"}})),
 		recordCase("ACT-P3", "record with a changed aud", agentctx.CodeMandateMismatch, "aud", true, set("aud", []string{idB})),
 		recordCase("ACT-P3", "record adding a mandate claim", agentctx.CodeMandateMismatch, "oversight2", true, set("oversight2", 1)),
-		{rule: "ACT-P3", name: "record signed by the mandate issuer", code: agentctx.CodeUnknownKey, phase: act.PhaseRecord,
+		{rule: "TR-7a", name: "record signed by the mandate issuer", code: agentctx.CodeUnknownKey, phase: act.PhaseRecord,
 			build: func(t testing.TB) (string, []string) {
 				r, _ := record(t, act.RecordInput{})
 				return forge(t, keyA, r, func(map[string]any) {}), nil
 			}},
-		{rule: "ACT-P3", name: "record with a tampered mandate", code: agentctx.CodeBadSignature, phase: act.PhaseRecord,
+		{rule: "ECT-V6", name: "record with a tampered mandate", code: agentctx.CodeBadSignature, phase: act.PhaseRecord,
 			build: func(t testing.TB) (string, []string) {
 				r, m := record(t, act.RecordInput{})
 				parts := strings.Split(m, ".")
@@ -263,7 +263,7 @@ func TestVerifyRules(t *testing.T) {
 				at = now.Add(2 * time.Minute)
 			}
 			tok, sup := c.build(t)
-			if c.rule == "ACT-H1" && c.name == "typ exec+jwt" {
+			if c.name == "typ exec+jwt" {
 				h := hdr(keyA)
 				h["typ"] = "exec+jwt"
 				tok = signRaw(t, keyA, h, claimsOf(t, tok))
@@ -272,6 +272,9 @@ func TestVerifyRules(t *testing.T) {
 			wantCode(t, err, c.code)
 			if err != nil {
 				var e *agentctx.Error
+				if !asErr(err, &e) || e.Rule != c.rule {
+					t.Fatalf("rule %s, want %s (%v)", e.Rule, c.rule, err)
+				}
 				if c.claim != "" && (!asErr(err, &e) || e.Claim != c.claim) {
 					t.Fatalf("claim %q, want %q (%v)", e.Claim, c.claim, err)
 				}

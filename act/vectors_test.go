@@ -3,6 +3,7 @@ package act_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -85,6 +86,11 @@ func TestVectors(t *testing.T) {
 			}
 			if got != vec.Expect {
 				t.Fatalf("%s (%s): got %s (%v), want %s", vec.Description, vec.Rule, got, err, vec.Expect)
+			}
+			// The rule field names the rule the error reports.
+			var e *agentctx.Error
+			if err != nil && (!errors.As(err, &e) || e.Rule != vec.Rule) {
+				t.Fatalf("%s: error reports rule %q, the vector names %q", vec.Description, e.Rule, vec.Rule)
 			}
 		})
 	}

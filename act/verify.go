@@ -508,7 +508,7 @@ func (v *Verifier) checkChain(ctx context.Context, leaf *Mandate, parents []stri
 		}
 		// SPEC: ACT-D2 the delegated mandate's iss is the parent's sub.
 		if cur.Issuer != parent.Subject {
-			return broken("delegated mandate is issued by %q, the parent authorizes %q", cur.Issuer, parent.Subject)
+			return agentctx.Errorf(agentctx.CodeDelegationBroken, "ACT-D2", "iss", "delegated mandate is issued by %q, the parent authorizes %q", cur.Issuer, parent.Subject)
 		}
 		if parent.depth() != cd.Depth-1 || !chainPrefix(parent, cd.Chain[:len(cd.Chain)-1]) {
 			return broken("parent %d's own delegation does not match the chain", i+1)

@@ -3,6 +3,7 @@ package ect_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -87,6 +88,11 @@ func TestVectors(t *testing.T) {
 			}
 			if got != v.Expect {
 				t.Fatalf("%s (%s): got %s (%v), want %s", v.Description, v.Rule, got, err, v.Expect)
+			}
+			// The rule field names the rule the error reports.
+			var e *agentctx.Error
+			if err != nil && (!errors.As(err, &e) || e.Rule != v.Rule) {
+				t.Fatalf("%s: error reports rule %q, the vector names %q", v.Description, e.Rule, v.Rule)
 			}
 		})
 	}

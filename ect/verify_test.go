@@ -162,7 +162,7 @@ func ruleCases() []ruleCase {
 		}},
 		{rule: "ECT-L2", name: "unsigned refused at default level", code: agentctx.CodeLevelTooLow, token: unsigned(baseClaims())},
 		{rule: "ECT-L2", name: "unsigned accepted at L1", cfg: func(c *ect.Config) { c.MinLevel = ect.L1 }, token: unsigned(baseClaims())},
-		{rule: "ECT-L2", name: "unsigned malformed", code: agentctx.CodeMalformed, cfg: func(c *ect.Config) { c.MinLevel = ect.L1 },
+		{rule: "ECT-V2", name: "unsigned malformed", code: agentctx.CodeMalformed, cfg: func(c *ect.Config) { c.MinLevel = ect.L1 },
 			token: func(testing.TB) string { return jws.EncodeSegment([]byte(`[1]`)) }},
 		{rule: "ECT-L3", name: "no receipt at L3", code: agentctx.CodeLevelTooLow, cfg: func(c *ect.Config) { c.MinLevel = ect.L3 },
 			token: func(t testing.TB) string { return signRaw(t, edKey, header(edKey), baseClaims()) }},
@@ -174,7 +174,7 @@ func ruleCases() []ruleCase {
 		headerCase("ECT-V3", "typ not a string", agentctx.CodeInvalidTyp, "typ", set("typ", 1)),
 		headerCase("ECT-H1", "media type form, mixed case", "", "", set("typ", "application/Exec+JWT")),
 		headerCase("ECT-H1", "legacy typ", "", "", set("typ", "wimse-exec+jwt")),
-		{rule: "ECT-H1", name: "legacy typ refused without legacy", code: agentctx.CodeInvalidTyp, claim: "typ", cfg: func(c *ect.Config) { c.NoLegacy = true },
+		{rule: "ECT-V3", name: "legacy typ refused without legacy", code: agentctx.CodeInvalidTyp, claim: "typ", cfg: func(c *ect.Config) { c.NoLegacy = true },
 			token: func(t testing.TB) string {
 				return signRaw(t, edKey, withHeader(set("typ", "wimse-exec+jwt")), baseClaims())
 			}},
@@ -189,7 +189,7 @@ func ruleCases() []ruleCase {
 		headerCase("ECT-V5", "missing kid", agentctx.CodeUnknownKey, "kid", del("kid")),
 		headerCase("ECT-V5", "kid of a P-256 key under EdDSA", agentctx.CodeUnknownKey, "alg", set("kid", ecKey.KeyID())),
 		headerCase("TR-7a", "key of another issuer", agentctx.CodeUnknownKey, "iss", set("kid", other.KeyID())),
-		claimsCase("ECT-V5", "missing iss", agentctx.CodeMissingClaim, "iss", del("iss")),
+		claimsCase("ECT-C1", "missing iss", agentctx.CodeMissingClaim, "iss", del("iss")),
 		{rule: "ECT-V6", name: "signature of another key", code: agentctx.CodeBadSignature, token: func(t testing.TB) string {
 			return signRaw(t, other, header(edKey), baseClaims())
 		}},
@@ -208,12 +208,12 @@ func ruleCases() []ruleCase {
 			return parts[0] + "." + parts[1] + "."
 		}},
 		{rule: "ECT-V6", name: "ES256 valid", token: func(t testing.TB) string { return signRaw(t, ecKey, header(ecKey), baseClaims()) }},
-		claimsCase("ECT-V7", "missing aud", agentctx.CodeMissingClaim, "aud", del("aud")),
-		claimsCase("ECT-V7", "missing iat", agentctx.CodeMissingClaim, "iat", del("iat")),
-		claimsCase("ECT-V7", "missing exp", agentctx.CodeMissingClaim, "exp", del("exp")),
-		claimsCase("ECT-V7", "missing jti", agentctx.CodeMissingClaim, "jti", del("jti")),
-		claimsCase("ECT-V7", "missing exec_act", agentctx.CodeMissingClaim, "exec_act", del("exec_act")),
-		claimsCase("ECT-V7", "missing pred", agentctx.CodeMissingClaim, "pred", del("pred")),
+		claimsCase("ECT-C2", "missing aud", agentctx.CodeMissingClaim, "aud", del("aud")),
+		claimsCase("ECT-C3", "missing iat", agentctx.CodeMissingClaim, "iat", del("iat")),
+		claimsCase("ECT-C4", "missing exp", agentctx.CodeMissingClaim, "exp", del("exp")),
+		claimsCase("ECT-C5", "missing jti", agentctx.CodeMissingClaim, "jti", del("jti")),
+		claimsCase("ECT-C7", "missing exec_act", agentctx.CodeMissingClaim, "exec_act", del("exec_act")),
+		claimsCase("ECT-C8", "missing pred", agentctx.CodeMissingClaim, "pred", del("pred")),
 		claimsCase("ECT-C1", "empty iss", agentctx.CodeInvalidClaim, "iss", set("iss", "")),
 		claimsCase("ECT-C2", "aud number", agentctx.CodeInvalidClaim, "aud", set("aud", 7)),
 		claimsCase("ECT-C2", "aud empty array", agentctx.CodeInvalidClaim, "aud", set("aud", []string{})),
@@ -234,29 +234,29 @@ func ruleCases() []ruleCase {
 		claimsCase("ECT-C13", "unknown claims ignored", "", "", set("x-unknown", map[string]any{"a": []int{1}})),
 		claimsCase("ECT-V8", "expired", agentctx.CodeExpired, "exp", func(m map[string]any) { m["iat"] = now.Unix() - 700; m["exp"] = now.Unix() - 61 }),
 		claimsCase("ECT-V8", "expired within skew", "", "", func(m map[string]any) { m["iat"] = now.Unix() - 700; m["exp"] = now.Unix() - 59 }),
-		claimsCase("ECT-C12", "nbf in the future", agentctx.CodeNotYetValid, "nbf", set("nbf", now.Unix()+120)),
+		claimsCase("ECT-V8", "nbf in the future", agentctx.CodeNotYetValid, "nbf", set("nbf", now.Unix()+120)),
 		claimsCase("ECT-C12", "nbf within skew", "", "", set("nbf", now.Unix()+30)),
 		claimsCase("ECT-V9", "iat in the future", agentctx.CodeIATInFuture, "iat", func(m map[string]any) { m["iat"] = now.Unix() + 61; m["exp"] = now.Unix() + 700 }),
 		claimsCase("ECT-V9", "too old", agentctx.CodeTooOld, "iat", func(m map[string]any) { m["iat"] = now.Unix() - 901; m["exp"] = now.Unix() + 600 }),
 		claimsCase("ECT-V10", "audience mismatch", agentctx.CodeAudienceMismatch, "aud", set("aud", []string{ledger})),
-		claimsCase("ECT-V11", "jti not a UUID", agentctx.CodeInvalidClaim, "jti", set("jti", "task-1")),
+		claimsCase("ECT-C5", "jti not a UUID", agentctx.CodeInvalidClaim, "jti", set("jti", "task-1")),
 		claimsCase("ECT-V11", "jti upper case accepted", "", "", set("jti", strings.ToUpper(jti1))),
-		claimsCase("ECT-V11", "wid not a UUID", agentctx.CodeInvalidClaim, "wid", set("wid", "wf")),
-		claimsCase("ECT-V11", "wid empty", agentctx.CodeInvalidClaim, "wid", set("wid", "")),
-		claimsCase("ECT-V11", "hash with algorithm prefix", agentctx.CodeInvalidClaim, "inp_hash", set("inp_hash", "sha-256:"+hashIn)),
-		claimsCase("ECT-V11", "hash padded", agentctx.CodeInvalidClaim, "inp_hash", set("inp_hash", hashIn+"=")),
-		claimsCase("ECT-V11", "hash of 31 bytes", agentctx.CodeInvalidClaim, "out_hash", set("out_hash", jws.EncodeSegment(make([]byte, 31)))),
-		claimsCase("ECT-V11", "hash non-canonical", agentctx.CodeInvalidClaim, "out_hash", set("out_hash", hashIn[:42]+"V")),
-		claimsCase("ECT-V11", "exec_act empty", agentctx.CodeInvalidClaim, "exec_act", set("exec_act", "")),
-		claimsCase("ECT-V11", "exec_act control character", agentctx.CodeInvalidClaim, "exec_act", set("exec_act", "a\nb")),
-		claimsCase("ECT-V11", "exec_act 257 bytes", agentctx.CodeInvalidClaim, "exec_act", set("exec_act", strings.Repeat("a", 257))),
+		claimsCase("ECT-C6", "wid not a UUID", agentctx.CodeInvalidClaim, "wid", set("wid", "wf")),
+		claimsCase("ECT-C6", "wid empty", agentctx.CodeInvalidClaim, "wid", set("wid", "")),
+		claimsCase("ECT-C9", "hash with algorithm prefix", agentctx.CodeInvalidClaim, "inp_hash", set("inp_hash", "sha-256:"+hashIn)),
+		claimsCase("ECT-C9", "hash padded", agentctx.CodeInvalidClaim, "inp_hash", set("inp_hash", hashIn+"=")),
+		claimsCase("ECT-C10", "hash of 31 bytes", agentctx.CodeInvalidClaim, "out_hash", set("out_hash", jws.EncodeSegment(make([]byte, 31)))),
+		claimsCase("ECT-C10", "hash non-canonical", agentctx.CodeInvalidClaim, "out_hash", set("out_hash", hashIn[:42]+"V")),
+		claimsCase("ECT-C7", "exec_act empty", agentctx.CodeInvalidClaim, "exec_act", set("exec_act", "")),
+		claimsCase("ECT-C7", "exec_act control character", agentctx.CodeInvalidClaim, "exec_act", set("exec_act", "a\nb")),
+		claimsCase("ECT-C7", "exec_act 257 bytes", agentctx.CodeInvalidClaim, "exec_act", set("exec_act", strings.Repeat("a", 257))),
 		claimsCase("ECT-V11", "exec_act 256 bytes", "", "", set("exec_act", strings.Repeat("a", 256))),
-		claimsCase("ECT-V11", "pred duplicate", agentctx.CodeInvalidClaim, "pred", set("pred", []string{jti2, jti2})),
-		claimsCase("ECT-V11", "pred own jti", agentctx.CodeInvalidClaim, "pred", set("pred", []string{jti1})),
-		claimsCase("ECT-V11", "pred not a UUID", agentctx.CodeInvalidClaim, "pred", set("pred", []string{"t1"})),
-		claimsCase("DAG-7", "pred over 100", agentctx.CodeInvalidClaim, "pred", set("pred", many)),
+		claimsCase("ECT-C8", "pred duplicate", agentctx.CodeInvalidClaim, "pred", set("pred", []string{jti2, jti2})),
+		claimsCase("ECT-C8", "pred own jti", agentctx.CodeInvalidClaim, "pred", set("pred", []string{jti1})),
+		claimsCase("ECT-C8", "pred not a UUID", agentctx.CodeInvalidClaim, "pred", set("pred", []string{"t1"})),
+		claimsCase("ECT-C8", "pred over 100", agentctx.CodeInvalidClaim, "pred", set("pred", many)),
 		claimsCase("DAG-7", "pred of 100", "", "", set("pred", many[:100])),
-		{rule: "DAG-7", name: "configured fan-in", code: agentctx.CodeInvalidClaim, claim: "pred", cfg: func(c *ect.Config) { c.MaxPred = 1 },
+		{rule: "ECT-C8", name: "configured fan-in", code: agentctx.CodeInvalidClaim, claim: "pred", cfg: func(c *ect.Config) { c.MaxPred = 1 },
 			token: func(t testing.TB) string { return signRaw(t, edKey, header(edKey), with(set("pred", many[:2]))) }},
 		claimsCase("ECT-C11", "ect_ext depth 5", "", "", set("ect_ext", deep)),
 		claimsCase("ECT-C11", "ect_ext depth 6", agentctx.CodeInvalidClaim, "ect_ext", set("ect_ext", tooDeep)),
@@ -291,6 +291,9 @@ func TestVerifyRules(t *testing.T) {
 				var e *agentctx.Error
 				if !errors.As(err, &e) || e.Rule == "" {
 					t.Fatalf("error %v carries no rule", err)
+				}
+				if e.Rule != c.rule {
+					t.Fatalf("rule %s, want %s (%v)", e.Rule, c.rule, err)
 				}
 				if c.claim != "" && e.Claim != c.claim {
 					t.Fatalf("claim %q, want %q (%v)", e.Claim, c.claim, err)

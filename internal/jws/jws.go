@@ -22,6 +22,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/asn1"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -289,6 +290,24 @@ func Sign(alg string, priv crypto.Signer, signingInput []byte) ([]byte, error) {
 			return nil, ErrKeyAlgMismatch
 		}
 		return ed25519.Sign(k, signingInput), nil
+	}
+	// Any other crypto.Signer holding a P-256 key (a hardware or remote key,
+	// or an RFC 6979 deterministic signer) signs ES256 through its ASN.1
+	// Sign method; the signature is re-encoded as r||s.
+	if pub, ok := priv.Public().(*ecdsa.PublicKey); ok && alg == ES256 && pub.Curve == elliptic.P256() {
+		digest := sha256.Sum256(signingInput)
+		der, err := priv.Sign(rand.Reader, digest[:], crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("signing: %w", err)
+		}
+		var rs struct{ R, S *big.Int }
+		if rest, err := asn1.Unmarshal(der, &rs); err != nil || len(rest) != 0 || rs.R == nil || rs.S == nil || rs.R.Sign() <= 0 || rs.S.Sign() <= 0 || rs.R.BitLen() > 256 || rs.S.BitLen() > 256 {
+			return nil, errors.New("signing: the signer returned no valid ECDSA signature")
+		}
+		sig := make([]byte, 64)
+		rs.R.FillBytes(sig[:32])
+		rs.S.FillBytes(sig[32:])
+		return sig, nil
 	}
 	return nil, ErrKeyAlgMismatch
 }

@@ -4,11 +4,13 @@
 package testkeys
 
 import (
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/json"
+	"io"
 	"testing"
 
 	"github.com/agentctx/agentctx/internal/jws"
@@ -42,6 +44,29 @@ func ES256(label, kid string) *trust.SigningKey {
 		panic(err)
 	}
 	return k
+}
+
+// Deterministic returns k signing ES256 with RFC 6979 deterministic
+// signatures (Ed25519 is deterministic already): reproducible test vectors.
+func Deterministic(k *trust.SigningKey) *trust.SigningKey {
+	p, ok := k.Signer().(*ecdsa.PrivateKey)
+	if !ok {
+		return k
+	}
+	d, err := trust.NewSigningKey(rfc6979{p}, k.KeyID())
+	if err != nil {
+		panic(err)
+	}
+	return d
+}
+
+// rfc6979 signs with no randomness: crypto/ecdsa then follows RFC 6979.
+type rfc6979 struct{ key *ecdsa.PrivateKey }
+
+func (r rfc6979) Public() crypto.PublicKey { return r.key.Public() }
+
+func (r rfc6979) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	return r.key.Sign(nil, digest, opts)
 }
 
 // SignJSON signs arbitrary header and payload values (JSON-encoded, or

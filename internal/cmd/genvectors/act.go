@@ -42,7 +42,7 @@ const (
 
 var (
 	akA     = testkeys.EdDSA("act vectors a", "agent-a-1")
-	akB     = testkeys.ES256("act vectors b", "agent-b-1")
+	akB     = testkeys.Deterministic(testkeys.ES256("act vectors b", "agent-b-1"))
 	akC     = testkeys.EdDSA("act vectors c", "agent-c-1")
 	akD     = testkeys.EdDSA("act vectors d", "agent-d-1")
 	akRogue = testkeys.EdDSA("act vectors rogue", "agent-a-1")
@@ -59,7 +59,7 @@ func actTrust() []obj {
 }
 
 func actKeys() map[string]*trust.SigningKey {
-	return map[string]*trust.SigningKey{"agent-a": akA, "agent-b": akB, "agent-c": akC, "agent-d": akD, "rogue": akRogue}
+	return map[string]*trust.SigningKey{"agent-a": akA, "agent-b": testkeys.ES256("act vectors b", "agent-b-1"), "agent-c": akC, "agent-d": akD, "rogue": akRogue}
 }
 
 func must[T any](v T, err error) T {
@@ -149,7 +149,7 @@ func actScenarios() map[string]any {
 		}
 	}
 	parts := strings.Split(m1, ".")
-	replayed := v("ACT-V5", "replay", "the same record presented twice", "record", audit, atAudit, r1)
+	replayed := v("ECT-V12", "replay", "the same record presented twice", "record", audit, atAudit, r1)
 	replayed.Before = [][]string{{r1}}
 	return map[string]any{
 		"valid-mandate":                v("ACT-M1", "valid", "root mandate A->B", "mandate", actB, atUse, m1),
@@ -165,11 +165,11 @@ func actScenarios() map[string]any {
 		"valid-record-failed":          record("ACT-R6", "valid", "failed record with err", true, func(m obj) { m["status"] = "failed"; m["err"] = obj{"code": "timeout", "message": "db slow"} }),
 		"valid-record-legacy-par":      record("ACT-R2", "valid", "legacy par instead of pred", false, func(m obj) { m["par"] = m["pred"]; delete(m, "pred") }),
 		"valid-record-within-skew":     record("ACT-R3", "valid", "exec_ts 59 s after exp", false, set("exec_ts", now+900+59)),
-		"invalid-typ-ect":              v("ACT-H1", "invalid_typ", "an ECT given to the ACT verifier", "any", actB, atUse, sign(edA, hdr(edA), claims())),
-		"invalid-typ-missing":          v("ACT-H1", "invalid_typ", "no typ", "mandate", actB, atUse, sign(akA, obj{"alg": "EdDSA", "kid": "agent-a-1"}, payloadOf(m1))),
-		"alg-none":                     v("ACT-H2", "alg_not_allowed", "unsecured mandate", "mandate", actB, atUse, jws.EncodeSegment([]byte(`{"alg":"none","kid":"agent-a-1","typ":"act+jwt"}`))+"."+parts[1]+"."),
-		"bad-signature":                v("ACT-H2", "bad_signature", "signed by an untrusted key with a trusted kid", "mandate", actB, atUse, reSign(akRogue, m1, func(obj) {})),
-		"unknown-key":                  v("ACT-H2", "unknown_key", "mandate signed by its subject", "mandate", actB, atUse, reSign(akB, m1, func(obj) {})),
+		"invalid-typ-ect":              v("ECT-V3", "invalid_typ", "an ECT given to the ACT verifier", "any", actB, atUse, sign(edA, hdr(edA), claims())),
+		"invalid-typ-missing":          v("ECT-V3", "invalid_typ", "no typ", "mandate", actB, atUse, sign(akA, obj{"alg": "EdDSA", "kid": "agent-a-1"}, payloadOf(m1))),
+		"alg-none":                     v("ECT-V4", "alg_not_allowed", "unsecured mandate", "mandate", actB, atUse, jws.EncodeSegment([]byte(`{"alg":"none","kid":"agent-a-1","typ":"act+jwt"}`))+"."+parts[1]+"."),
+		"bad-signature":                v("ECT-V6", "bad_signature", "signed by an untrusted key with a trusted kid", "mandate", actB, atUse, reSign(akRogue, m1, func(obj) {})),
+		"unknown-key":                  v("TR-7a", "unknown_key", "mandate signed by its subject", "mandate", actB, atUse, reSign(akB, m1, func(obj) {})),
 		"missing-iss":                  mandate("ACT-M1", "missing_claim", "no iss", del("iss")),
 		"missing-sub":                  mandate("ACT-M2", "missing_claim", "no sub", del("sub")),
 		"missing-aud":                  mandate("ACT-M3", "missing_claim", "no aud", del("aud")),
@@ -184,7 +184,7 @@ func actScenarios() map[string]any {
 		"invalid-exp-before-iat":       mandate("ACT-M4", "invalid_claim", "exp equal to iat", set("exp", now)),
 		"invalid-jti":                  mandate("ACT-M5", "invalid_claim", "jti not a UUID", set("jti", "task-1")),
 		"invalid-sensitivity":          mandate("ACT-M7", "invalid_claim", "unknown data_sensitivity", set("task", obj{"purpose": "p", "data_sensitivity": "secret"})),
-		"expired-mandate":              mandate("ACT-M4", "expired", "mandate expired 61 s ago", func(m obj) { m["iat"] = now - 1000; m["exp"] = now - 1 }),
+		"expired-mandate":              mandate("ECT-V8", "expired", "mandate expired 61 s ago", func(m obj) { m["iat"] = now - 1000; m["exp"] = now - 1 }),
 		"audience-mismatch":            v("ECT-V10", "audience_mismatch", "mandate presented to C", "mandate", actC, atUse, m1),
 		"phase-partial":                mandate("ACT-P1", "phase_error", "exec_act without exec_ts and status", set("exec_act", "read.data")),
 		"phase-record-as-mandate":      v("ACT-V1", "phase_error", "record where a mandate is expected", "mandate", actB, now+180, r1),
@@ -207,8 +207,8 @@ func actScenarios() map[string]any {
 		"record-completed-with-err":    record("ACT-R6", "invalid_claim", "completed record with err", false, set("err", obj{"code": "x"})),
 		"record-missing-pred":          record("ACT-R2", "missing_claim", "record without pred", false, del("pred")),
 		"record-mandate-mismatch":      record("ACT-P3", "mandate_mismatch", "record widening its cap", true, set("cap", []any{obj{"action": "read.data"}, obj{"action": "write.report"}, obj{"action": "delete.data"}})),
-		"record-signed-by-issuer":      v("ACT-P3", "unknown_key", "record signed by the mandate's iss", "record", audit, atAudit, reSign(akA, r1, func(obj) {})),
-		"record-bad-mandate":           v("ACT-P3", "bad_signature", "record whose mandate was tampered with", "record", audit, atAudit, r1, parts[0]+"."+parts[1]+"."+strings.Split(reSign(akA, m1, set("x", 1)), ".")[2]),
+		"record-signed-by-issuer":      v("TR-7a", "unknown_key", "record signed by the mandate's iss", "record", audit, atAudit, reSign(akA, r1, func(obj) {})),
+		"record-bad-mandate":           v("ECT-V6", "bad_signature", "record whose mandate was tampered with", "record", audit, atAudit, r1, parts[0]+"."+parts[1]+"."+strings.Split(reSign(akA, m1, set("x", 1)), ".")[2]),
 		"record-replay":                replayed,
 	}
 }

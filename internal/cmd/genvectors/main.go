@@ -4,8 +4,9 @@
 //
 //	go run ./internal/cmd/genvectors
 //
-// EdDSA vectors are deterministic; ES256 signatures are randomized, so those
-// files change on every run while staying valid.
+// Every signature is deterministic (Ed25519, and ES256 with RFC 6979), so
+// the files are reproducible: TestGenerated fails when the files under
+// testdata/vectors differ from what this command writes.
 package main
 
 import (
@@ -50,7 +51,7 @@ const (
 
 var (
 	edA = testkeys.EdDSA("vectors agent a", "agent-a-ed")
-	ecA = testkeys.ES256("vectors agent a", "agent-a-ec")
+	ecA = testkeys.Deterministic(testkeys.ES256("vectors agent a", "agent-a-ec"))
 	edB = testkeys.EdDSA("vectors agent b", "agent-b-ed")
 	// rogue is trusted by nobody.
 	rogue = testkeys.EdDSA("vectors rogue", "agent-a-ed")
@@ -177,32 +178,32 @@ func scenarios() map[string]Vector {
 		"key-alg-mismatch":         v("ECT-V5", "unknown_key", "EdDSA header naming a P-256 key", h(set("kid", ecA.KeyID()))),
 		"bad-signature":            v("ECT-V6", "bad_signature", "signed by an untrusted key with a trusted kid", sign(rogue, hdr(rogue), claims())),
 		"bad-signature-der":        v("ECT-V6", "bad_signature", "ES256 signature in DER form", derSig()),
-		"missing-iss":              v("ECT-V7", "missing_claim", "no iss", c(del("iss"))),
-		"missing-aud":              v("ECT-V7", "missing_claim", "no aud", c(del("aud"))),
-		"missing-iat":              v("ECT-V7", "missing_claim", "no iat", c(del("iat"))),
-		"missing-exp":              v("ECT-V7", "missing_claim", "no exp", c(del("exp"))),
-		"missing-jti":              v("ECT-V7", "missing_claim", "no jti", c(del("jti"))),
-		"missing-exec-act":         v("ECT-V7", "missing_claim", "no exec_act", c(del("exec_act"))),
-		"missing-pred":             v("ECT-V7", "missing_claim", "no pred and no par", c(del("pred"))),
-		"invalid-iat-string":       v("ECT-V7", "invalid_claim", "iat as a string", c(set("iat", fmt.Sprint(now)))),
-		"invalid-iat-fraction":     v("ECT-V7", "invalid_claim", "iat with a fraction", c(set("iat", now+0.5))),
+		"missing-iss":              v("ECT-C1", "missing_claim", "no iss", c(del("iss"))),
+		"missing-aud":              v("ECT-C2", "missing_claim", "no aud", c(del("aud"))),
+		"missing-iat":              v("ECT-C3", "missing_claim", "no iat", c(del("iat"))),
+		"missing-exp":              v("ECT-C4", "missing_claim", "no exp", c(del("exp"))),
+		"missing-jti":              v("ECT-C5", "missing_claim", "no jti", c(del("jti"))),
+		"missing-exec-act":         v("ECT-C7", "missing_claim", "no exec_act", c(del("exec_act"))),
+		"missing-pred":             v("ECT-C8", "missing_claim", "no pred and no par", c(del("pred"))),
+		"invalid-iat-string":       v("ECT-C3", "invalid_claim", "iat as a string", c(set("iat", fmt.Sprint(now)))),
+		"invalid-iat-fraction":     v("ECT-C3", "invalid_claim", "iat with a fraction", c(set("iat", now+0.5))),
 		"invalid-aud-empty":        v("ECT-C2", "invalid_claim", "aud is an empty array", c(set("aud", []string{}))),
-		"invalid-pred-string":      v("ECT-V7", "invalid_claim", "pred is a string", c(set("pred", jti2))),
+		"invalid-pred-string":      v("ECT-C8", "invalid_claim", "pred is a string", c(set("pred", jti2))),
 		"invalid-exp-before-iat":   v("ECT-C4", "invalid_claim", "exp equal to iat", c(set("exp", now))),
 		"expired":                  v("ECT-V8", "expired", "exp 61 s in the past", c(func(m obj) { m["iat"] = now - 300; m["exp"] = now - 61 })),
-		"not-yet-valid":            v("ECT-C12", "not_yet_valid", "nbf 2 minutes ahead", c(set("nbf", now+120))),
+		"not-yet-valid":            v("ECT-V8", "not_yet_valid", "nbf 2 minutes ahead", c(set("nbf", now+120))),
 		"iat-in-future":            v("ECT-V9", "iat_in_future", "iat 61 s ahead", c(func(m obj) { m["iat"] = now + 61; m["exp"] = now + 661 })),
 		"too-old":                  v("ECT-V9", "too_old", "iat 901 s in the past, exp still ahead", c(func(m obj) { m["iat"] = now - 901; m["exp"] = now + 600 })),
 		"audience-mismatch":        v("ECT-V10", "audience_mismatch", "aud names only the ledger", c(set("aud", []string{ledger}))),
-		"invalid-jti":              v("ECT-V11", "invalid_claim", "jti is not a UUID", c(set("jti", "task-1"))),
-		"invalid-wid":              v("ECT-V11", "invalid_claim", "wid is not a UUID", c(set("wid", "workflow-1"))),
-		"invalid-hash-prefix":      v("ECT-V11", "invalid_claim", "inp_hash with the old sha-256: prefix", c(set("inp_hash", "sha-256:"+agentctx.HashBytes([]byte("input"))))),
-		"invalid-hash-hex":         v("ECT-V11", "invalid_claim", "out_hash in hex", c(set("out_hash", strings.Repeat("ab", 32)))),
-		"invalid-exec-act-control": v("ECT-V11", "invalid_claim", "exec_act with a newline", c(set("exec_act", "review\nspec"))),
-		"invalid-exec-act-long":    v("ECT-V11", "invalid_claim", "exec_act of 257 bytes", c(set("exec_act", strings.Repeat("a", 257)))),
-		"invalid-pred-duplicate":   v("ECT-V11", "invalid_claim", "pred lists one task twice", c(set("pred", []string{jti2, jti2}))),
-		"invalid-pred-self":        v("ECT-V11", "invalid_claim", "pred names the token's own jti", c(set("pred", []string{jti1}))),
-		"invalid-pred-101":         v("DAG-7", "invalid_claim", "pred with 101 entries", c(set("pred", uuids(101)))),
+		"invalid-jti":              v("ECT-C5", "invalid_claim", "jti is not a UUID", c(set("jti", "task-1"))),
+		"invalid-wid":              v("ECT-C6", "invalid_claim", "wid is not a UUID", c(set("wid", "workflow-1"))),
+		"invalid-hash-prefix":      v("ECT-C9", "invalid_claim", "inp_hash with the old sha-256: prefix", c(set("inp_hash", "sha-256:"+agentctx.HashBytes([]byte("input"))))),
+		"invalid-hash-hex":         v("ECT-C10", "invalid_claim", "out_hash in hex", c(set("out_hash", strings.Repeat("ab", 32)))),
+		"invalid-exec-act-control": v("ECT-C7", "invalid_claim", "exec_act with a newline", c(set("exec_act", "review\nspec"))),
+		"invalid-exec-act-long":    v("ECT-C7", "invalid_claim", "exec_act of 257 bytes", c(set("exec_act", strings.Repeat("a", 257)))),
+		"invalid-pred-duplicate":   v("ECT-C8", "invalid_claim", "pred lists one task twice", c(set("pred", []string{jti2, jti2}))),
+		"invalid-pred-self":        v("ECT-C8", "invalid_claim", "pred names the token's own jti", c(set("pred", []string{jti1}))),
+		"invalid-pred-101":         v("ECT-C8", "invalid_claim", "pred with 101 entries", c(set("pred", uuids(101)))),
 		"invalid-ext-depth-6":      v("ECT-C11", "invalid_claim", "ect_ext nested 6 levels", c(set("ect_ext", nest(6)))),
 		"invalid-ext-size":         v("ECT-C11", "invalid_claim", "ect_ext over 4096 bytes", c(set("ect_ext", obj{"com.example.pad": strings.Repeat("x", 4100)}))),
 		"invalid-pol-alone":        v("ECT-C14", "invalid_claim", "pol without pol_decision", c(set("ect_ext", obj{"pol": "p-1"}))),
@@ -221,15 +222,20 @@ func scenarios() map[string]Vector {
 }
 
 func main() {
+	generate(filepath.Join("testdata", "vectors"))
+}
+
+// generate writes both suites under root.
+func generate(root string) {
 	ectVectors := map[string]any{}
 	for name, v := range scenarios() {
 		ectVectors[name] = v
 	}
-	writeSuite(filepath.Join("testdata", "vectors", "ect"), []obj{
+	writeSuite(filepath.Join(root, "ect"), []obj{
 		{"id": issA, "keys": []*trust.SigningKey{edA, ecA}},
 		{"id": issB, "keys": []*trust.SigningKey{edB}},
-	}, map[string]*trust.SigningKey{"agent-a-ed": edA, "agent-a-ec": ecA, "agent-b-ed": edB, "rogue": rogue}, ectVectors)
-	writeSuite(filepath.Join("testdata", "vectors", "act"), actTrust(), actKeys(), actScenarios())
+	}, map[string]*trust.SigningKey{"agent-a-ed": edA, "agent-a-ec": testkeys.ES256("vectors agent a", "agent-a-ec"), "agent-b-ed": edB, "rogue": rogue}, ectVectors)
+	writeSuite(filepath.Join(root, "act"), actTrust(), actKeys(), actScenarios())
 }
 
 // writeSuite replaces the vectors of dir: one file per scenario, trust.json
