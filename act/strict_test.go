@@ -67,7 +67,7 @@ func TestExecTSBoundary(t *testing.T) {
 	}
 }
 
-// TestHighS covers decision D-44: an ES256 signature with high S verifies,
+// TestHighS covers decision D-54: an ES256 signature with high S verifies,
 // as RFC 7518 and crypto/ecdsa allow; its twin token (same claims, other
 // signature bytes) is caught by the replay cache, as a ledger catches it
 // with DAG-1.

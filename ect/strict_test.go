@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/trust"
 )
 
 // TestStrictness covers the spec README's strictness rules and ECT-H1,
@@ -95,4 +96,34 @@ func mergeRaw(t *testing.T, c map[string]any, extra string) json.RawMessage {
 		t.Fatal(err)
 	}
 	return json.RawMessage(string(b[:len(b)-1]) + "," + extra[1:])
+}
+
+// TestHeaderKeysNeverUsed covers the spec README: jku, x5u and jwk are never
+// used to find or trust a key. A token carrying the attacker's own key in
+// jwk (and URLs in jku and x5u) is checked with the trusted key of its kid
+// only, and nothing is fetched.
+func TestHeaderKeysNeverUsed(t *testing.T) {
+	raw, err := trust.PublicJWK(other.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pub map[string]any
+	if err := json.Unmarshal(raw, &pub); err != nil {
+		t.Fatal(err)
+	}
+	h := header(edKey) // kid of a trusted key
+	h["jwk"] = pub
+	h["jku"] = "http://127.0.0.1:1/jwks.json"
+	h["x5u"] = "http://127.0.0.1:1/cert.pem"
+	v, spy := newVerifier(t, nil)
+	if _, err := v.Verify(context.Background(), signRaw(t, other, h, baseClaims())); agentctx.CodeOf(err) != agentctx.CodeBadSignature {
+		t.Fatalf("signed by the key in jwk: %v", err)
+	}
+	if spy.calls != 1 {
+		t.Fatalf("%d key look-ups, want 1 (the trust, by kid)", spy.calls)
+	}
+	v, _ = newVerifier(t, nil)
+	if _, err := v.Verify(context.Background(), signRaw(t, edKey, h, baseClaims())); err != nil {
+		t.Fatalf("jwk, jku and x5u are ignored, the token is valid: %v", err)
+	}
 }
