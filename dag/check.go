@@ -219,21 +219,7 @@ func Sort(nodes []Node) (sorted, cyclic []Node) {
 			}
 		}
 	}
-	order := make([]int, 0, len(nodes))
-	for i := range nodes {
-		if indeg[i] == 0 {
-			order = append(order, i)
-		}
-	}
-	// A queue in input order for the nodes freed at each step keeps the
-	// result stable; Kahn's order is already a valid topological order.
-	for k := 0; k < len(order); k++ {
-		for _, c := range succ[order[k]] {
-			if indeg[c]--; indeg[c] == 0 {
-				order = append(order, c)
-			}
-		}
-	}
+	order := kahn(indeg, succ)
 	placed := make([]bool, len(nodes))
 	sorted = make([]Node, 0, len(order))
 	for _, i := range order {
@@ -246,4 +232,25 @@ func Sort(nodes []Node) (sorted, cyclic []Node) {
 		}
 	}
 	return sorted, cyclic
+}
+
+// kahn returns a topological order of the graph given by in-degrees and
+// successor lists (Kahn's algorithm, O(V + E)): the nodes without
+// predecessors in index order, then each node once its last predecessor is
+// placed. Nodes on a cycle are absent. indeg is consumed.
+func kahn(indeg []int, succ [][]int) []int {
+	order := make([]int, 0, len(indeg))
+	for i, d := range indeg {
+		if d == 0 {
+			order = append(order, i)
+		}
+	}
+	for k := 0; k < len(order); k++ {
+		for _, c := range succ[order[k]] {
+			if indeg[c]--; indeg[c] == 0 {
+				order = append(order, c)
+			}
+		}
+	}
+	return order
 }

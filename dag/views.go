@@ -120,20 +120,7 @@ func (g *Graph) topoOrder(byID map[string]int) []int {
 			}
 		}
 	}
-	order := make([]int, 0, len(g.Nodes))
-	for i := range g.Nodes {
-		if indeg[i] == 0 {
-			order = append(order, i)
-		}
-	}
-	for k := 0; k < len(order); k++ {
-		for _, c := range succ[order[k]] {
-			if indeg[c]--; indeg[c] == 0 {
-				order = append(order, c)
-			}
-		}
-	}
-	return order
+	return kahn(indeg, succ)
 }
 
 type jsonNode struct {
