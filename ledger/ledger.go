@@ -156,6 +156,11 @@ type Receipt struct {
 	Kind           string   `json:"kind"`
 	InclusionProof [][]byte `json:"inclusion_proof"`
 	Checkpoint     string   `json:"checkpoint"`
+	// JTI and WID name the entry's task and workflow (lower case): what the
+	// receipt is about, for people and scripts. VerifyReceipt checks that
+	// the token carries this jti.
+	JTI string `json:"jti"`
+	WID string `json:"wid,omitempty"`
 }
 
 // kindOf derives the family from the unverified typ (never trusted from the
@@ -520,16 +525,7 @@ func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, fin
 // or nil. It looks the token's task up by jti (an identical token has the
 // same jti), which spares the store an index on token hashes.
 func (l *Ledger) byToken(ctx context.Context, token string, hash []byte) (*Entry, error) {
-	t, err := jws.Parse(token, 0)
-	if err != nil {
-		return nil, nil // not a token the ledger could hold
-	}
-	jti := ""
-	for _, m := range t.Members {
-		if m.Name == "jti" {
-			jti, _ = jsonx.DecodeString(m.Value)
-		}
-	}
+	jti := tokenJTI(token)
 	if jti == "" {
 		return nil, nil
 	}
@@ -552,7 +548,7 @@ func (l *Ledger) receipt(ctx context.Context, e *Entry, size uint64, cp []byte, 
 	if err != nil {
 		return nil, err
 	}
-	return &Receipt{Index: e.Index, TreeSize: size, LeafHash: e.LeafHash, ReceivedAt: e.ReceivedAt, Kind: e.Kind, InclusionProof: pr, Checkpoint: string(cp)}, nil
+	return &Receipt{JTI: e.JTI, WID: e.WID, Index: e.Index, TreeSize: size, LeafHash: e.LeafHash, ReceivedAt: e.ReceivedAt, Kind: e.Kind, InclusionProof: pr, Checkpoint: string(cp)}, nil
 }
 
 // inclusion builds the inclusion proof of index at size with O(log n) node
@@ -759,7 +755,27 @@ func VerifyReceipt(vkey string, r *Receipt, token []byte) error {
 	if err := proof.VerifyInclusion(hasher, r.Index, r.TreeSize, leaf, r.InclusionProof, c.Root); err != nil {
 		return fmt.Errorf("inclusion proof: %w", err)
 	}
+	if r.JTI != "" {
+		if jti := tokenJTI(string(bytes.TrimSpace(token))); !strings.EqualFold(jti, r.JTI) {
+			return fmt.Errorf("the receipt names task %q, the token is task %q", r.JTI, jti)
+		}
+	}
 	return nil
+}
+
+// tokenJTI reads the jti of a compact JWS, unverified ("" when it has none).
+func tokenJTI(token string) string {
+	t, err := jws.Parse(token, 0)
+	if err != nil {
+		return ""
+	}
+	for _, m := range t.Members {
+		if m.Name == "jti" {
+			jti, _ := jsonx.DecodeString(m.Value)
+			return jti
+		}
+	}
+	return ""
 }
 
 // HoldsReceipt reports whether the ledger holds exactly token (ECT-L3): an

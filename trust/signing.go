@@ -34,12 +34,38 @@ func NewSigningKey(priv crypto.Signer, kid string) (*SigningKey, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := keyPairMatches(priv); err != nil {
+		return nil, err
+	}
 	if kid == "" {
 		if kid, err = Thumbprint(priv.Public()); err != nil {
 			return nil, err
 		}
 	}
 	return &SigningKey{kid: kid, alg: alg, priv: priv}, nil
+}
+
+// keyPairMatches refuses a private key whose public half is not the one its
+// private scalar or seed gives (a JWK whose "x"/"y" were swapped for another
+// key's): every token it signed would fail to verify under the key it names.
+func keyPairMatches(priv crypto.Signer) error {
+	bad := errors.New("the private key does not match its public key (a JWK whose x/y belong to another key?)")
+	switch k := priv.(type) {
+	case *ecdsa.PrivateKey:
+		d, err := k.ECDH()
+		if err != nil {
+			return bad
+		}
+		q, err := k.PublicKey.ECDH()
+		if err != nil || !d.PublicKey().Equal(q) {
+			return bad
+		}
+	case ed25519.PrivateKey:
+		if len(k) != ed25519.PrivateKeySize || !ed25519.NewKeyFromSeed(k.Seed()).Public().(ed25519.PublicKey).Equal(k.Public()) {
+			return bad
+		}
+	}
+	return nil
 }
 
 // GenerateKey creates a new signing key for alg ("ES256" or "EdDSA").

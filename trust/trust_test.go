@@ -1,6 +1,7 @@
 package trust_test
 
 import (
+	"encoding/json"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -247,5 +248,30 @@ func TestSigningKeyFiles(t *testing.T) {
 	pubOnly := jwk(t, ec.Public())
 	if _, err := trust.ParseSigningKey([]byte(pubOnly), ""); err == nil {
 		t.Fatal("public JWK accepted as a signing key")
+	}
+}
+
+// TestMismatchedKeyPairRefused: a private JWK whose public part belongs to
+// another key is refused at load (every token it signed would fail).
+func TestMismatchedKeyPairRefused(t *testing.T) {
+	for _, alg := range []string{"ES256", "EdDSA"} {
+		a, _ := trust.GenerateKey(alg, "a")
+		b, _ := trust.GenerateKey(alg, "b")
+		ja, _ := a.MarshalJWK()
+		jb, _ := b.MarshalJWK()
+		var ma, mb map[string]any
+		json.Unmarshal(ja, &ma)
+		json.Unmarshal(jb, &mb)
+		ma["x"] = mb["x"]
+		if alg == "ES256" {
+			ma["y"] = mb["y"]
+		}
+		mixed, _ := json.Marshal(ma)
+		if _, err := trust.ParseSigningKey(mixed, ""); err == nil || alg == "ES256" && !strings.Contains(err.Error(), "does not match") {
+			t.Errorf("%s: mismatched JWK accepted: %v", alg, err)
+		}
+		if _, err := trust.ParseSigningKey(ja, ""); err != nil {
+			t.Errorf("%s: own JWK refused: %v", alg, err)
+		}
 	}
 }

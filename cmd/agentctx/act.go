@@ -3,28 +3,12 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/trust"
 )
-
-func cmdACT(e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("subcommands: mandate, delegate, record", "agentctx act needs a subcommand")
-	}
-	switch args[0] {
-	case "mandate":
-		return cmdACTMandate(e, args[1:])
-	case "delegate":
-		return cmdACTDelegate(e, args[1:])
-	case "record":
-		return cmdACTRecord(e, args[1:])
-	}
-	return usagef("subcommands: mandate, delegate, record", "unknown act subcommand %q", args[0])
-}
 
 // capList is the repeatable --cap ACTION[=JSON_CONSTRAINTS] flag.
 type capList []act.Capability
@@ -45,32 +29,31 @@ func (c *capList) Set(v string) error {
 
 // readChain reads a CHAIN argument: tokens separated by commas, nearest
 // first (the ACT-Mandate header form), or @FILE holding that text.
-func readChain(arg string) ([]string, error) {
+// readChain reads a chain of tokens, leaf first, comma-separated (the
+// ACT-Mandate header form), given as for every token: the value, @FILE or -.
+func readChain(e *env, flagName, arg string) ([]string, error) {
 	if arg == "" {
-		return nil, usagef("give the mandate chain, comma-separated, leaf first, or @FILE", "a mandate chain is required")
+		return nil, usagef("give the mandate chain, comma-separated, leaf first, or @FILE or -", "--%s is required", flagName)
 	}
-	if strings.HasPrefix(arg, "@") {
-		b, err := os.ReadFile(arg[1:])
-		if err != nil {
-			return nil, usagef("", "%v", err)
-		}
-		arg = string(b)
+	v, err := readToken(e, flagName, arg)
+	if err != nil {
+		return nil, err
 	}
-	first, rest := splitLine(strings.TrimSpace(arg))
+	first, rest := splitLine(v)
 	return append([]string{first}, rest...), nil
 }
 
-func parseMandateChain(arg string) ([]string, *act.Result, error) {
-	chain, err := readChain(arg)
+func parseMandateChain(e *env, flagName, arg string) ([]string, *act.Result, error) {
+	chain, err := readChain(e, flagName, arg)
 	if err != nil {
 		return nil, nil, err
 	}
 	m, err := act.ParseUnverified(chain[0])
 	if err != nil {
-		return nil, nil, usagef("", "the mandate does not parse: %v", err)
+		return nil, nil, usagef("", "--%s: the mandate does not parse: %s", flagName, describe(err))
 	}
 	if m.Phase != act.PhaseMandate {
-		return nil, nil, usagef("", "the first token of the chain is a %s, not a mandate", m.Phase)
+		return nil, nil, usagef("", "--%s: the first token of the chain is a %s, not a mandate", flagName, m.Phase)
 	}
 	return chain, m, nil
 }
@@ -100,8 +83,9 @@ func cmdACTMandate(e *env, args []string) error {
 	jti := fs.String("jti", "", "task id (UUID; default: a new one)")
 	maxDepth := fs.Int("max-depth", 0, "how many delegation hops the mandate allows (default 3)")
 	lifetime := fs.Duration("lifetime", act.DefaultMandateLifetime, "time from iat to exp")
+	fs.out()
 	var now nowFlag
-	fs.Var(&now, "now", "issue time as seconds since the epoch (default: the system clock)")
+	fs.Var(&now, "now", "issue time: Unix seconds or RFC 3339 (default: the system clock)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -129,7 +113,7 @@ func cmdACTMandate(e *env, args []string) error {
 	}
 	tok, err := act.NewMandate(key, m, t)
 	if err != nil {
-		return usagef("", "the mandate would not verify, so it was not signed: %s", describe(err))
+		return failf("the mandate would not verify, so it was not signed: %s", describe(err))
 	}
 	fmt.Fprintln(e.stdout, tok)
 	return nil
@@ -138,7 +122,7 @@ func cmdACTMandate(e *env, args []string) error {
 func cmdACTDelegate(e *env, args []string) error {
 	fs := newFlags(e, "act delegate", "act delegate --key FILE --parent CHAIN --sub SUB --aud AUD... --cap ACTION[=JSON]... [--purpose TEXT] [--max-depth N] [--lifetime D] [--now UNIX]")
 	keyPath := fs.String("key", "", "private key file of the delegating agent (the parent's sub)")
-	parentArg := fs.String("parent", "", "the parent mandate followed by its own parents, comma-separated, nearest first; or @FILE")
+	parentArg := fs.String("parent", "", "the parent mandate followed by its own parents, comma-separated, nearest first; or @FILE, or -")
 	sub := fs.String("sub", "", "the agent the narrower mandate authorizes")
 	var aud stringList
 	var caps capList
@@ -147,15 +131,16 @@ func cmdACTDelegate(e *env, args []string) error {
 	purpose := fs.String("purpose", "", "what the delegated task is for (default: the parent's purpose)")
 	maxDepth := fs.Int("max-depth", 0, "a smaller delegation limit (default: the parent's)")
 	lifetime := fs.Duration("lifetime", act.DefaultMandateLifetime, "time from iat to exp, capped at the parent's exp")
+	fs.out()
 	var now nowFlag
-	fs.Var(&now, "now", "issue time as seconds since the epoch (default: the system clock)")
+	fs.Var(&now, "now", "issue time: Unix seconds or RFC 3339 (default: the system clock)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	if err := lifetimeOK(*lifetime); err != nil {
 		return err
 	}
-	chain, parent, err := parseMandateChain(*parentArg)
+	chain, parent, err := parseMandateChain(e, "parent", *parentArg)
 	if err != nil {
 		return err
 	}
@@ -178,7 +163,7 @@ func cmdACTDelegate(e *env, args []string) error {
 	}
 	tok, err := act.Delegate(key, parent, child, t)
 	if err != nil {
-		return usagef("", "the delegated mandate was refused and not signed: %s", describe(err))
+		return failf("the delegated mandate was refused and not signed: %s", describe(err))
 	}
 	fmt.Fprintln(e.stdout, strings.Join(append([]string{tok}, chain...), ","))
 	return nil
@@ -187,7 +172,7 @@ func cmdACTDelegate(e *env, args []string) error {
 func cmdACTRecord(e *env, args []string) error {
 	fs := newFlags(e, "act record", "act record --key FILE --mandate CHAIN --exec-act ACTION --status completed|failed|partial [--pred JTI]... [--input FILE] [--output FILE] [--err-code C --err-message M] [--now UNIX]")
 	keyPath := fs.String("key", "", "private key file of the executing agent (the mandate's sub)")
-	mandateArg := fs.String("mandate", "", "the mandate (followed by its parents, which are ignored here), or @FILE")
+	mandateArg := fs.String("mandate", "", "the mandate (followed by its parents, which are ignored here), or @FILE, or -")
 	execAct := fs.String("exec-act", "", "the action performed, one of the mandate's capabilities")
 	status := fs.String("status", "", "completed, failed or partial")
 	var pred stringList
@@ -196,15 +181,16 @@ func cmdACTRecord(e *env, args []string) error {
 	output := fs.String("output", "", "file holding the task's exact output bytes (sets out_hash)")
 	errCode := fs.String("err-code", "", "error code of a failed execution")
 	errMessage := fs.String("err-message", "", "error message of a failed execution")
+	fs.out()
 	var now nowFlag
-	fs.Var(&now, "now", "execution end time (exec_ts) as seconds since the epoch (default: the system clock)")
+	fs.Var(&now, "now", "execution end time (exec_ts): Unix seconds or RFC 3339 (default: the system clock)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *errMessage != "" && *errCode == "" {
 		return usagef("", "--err-message needs --err-code")
 	}
-	_, m, err := parseMandateChain(*mandateArg)
+	_, m, err := parseMandateChain(e, "mandate", *mandateArg)
 	if err != nil {
 		return err
 	}
@@ -222,10 +208,10 @@ func cmdACTRecord(e *env, args []string) error {
 		}
 	}
 	in := act.RecordInput{ExecAct: *execAct, Pred: pred, Status: *status}
-	if in.InputHash, err = hashFile(*input); err != nil {
+	if in.InputHash, err = hashFile("input", *input); err != nil {
 		return err
 	}
-	if in.OutputHash, err = hashFile(*output); err != nil {
+	if in.OutputHash, err = hashFile("output", *output); err != nil {
 		return err
 	}
 	if *errCode != "" {
@@ -235,7 +221,7 @@ func cmdACTRecord(e *env, args []string) error {
 	in.ExecTS = t
 	tok, err := act.NewRecord(key, sub, m, in, t)
 	if err != nil {
-		return usagef("", "the record would not verify, so it was not signed: %s", describe(err))
+		return failf("the record would not verify, so it was not signed: %s", describe(err))
 	}
 	fmt.Fprintln(e.stdout, tok)
 	return nil

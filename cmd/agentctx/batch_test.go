@@ -33,8 +33,8 @@ func writeTrust(t testing.TB, id string, keys ...trust.Key) string {
 	return p
 }
 
-// TestVerifyBatch: one JSON verdict per input line, in input order, exit 0
-// whatever the verdicts; supporting tokens after a comma are ignored for ECT;
+// TestVerifyBatch: one JSON verdict per input line, in input order, whatever
+// the verdicts, then exit 1 because some were refused; supporting tokens after a comma are ignored for ECT;
 // the replay cache spans the batch, and of two copies the later is the replay.
 func TestVerifyBatch(t *testing.T) {
 	now := time.Unix(1767225600, 0)
@@ -61,7 +61,7 @@ func TestVerifyBatch(t *testing.T) {
 	var out, errb bytes.Buffer
 	code := run([]string{"verify", "--trust", trustPath, "--audience", "spiffe://ex.com/b", "--now", "1767225600", "--batch", "-"},
 		strings.NewReader(strings.Join(lines, "\n")+"\n"), &out, &errb)
-	if code != 0 {
+	if code != 1 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -94,7 +94,7 @@ func TestVerifyBatchLongLine(t *testing.T) {
 	var out, errb bytes.Buffer
 	in := strings.Repeat("a", maxLine+10) + "\nshort\n"
 	code := run([]string{"verify", "--trust", trustPath, "--audience", "b", "--batch", "-"}, strings.NewReader(in), &out, &errb)
-	if code != 0 {
+	if code != 1 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	got := strings.Split(strings.TrimSpace(out.String()), "\n")
@@ -140,7 +140,7 @@ func TestVerdictOneLine(t *testing.T) {
 	code := run([]string{"verify", "--trust", trustPath, "--audience", "spiffe://ex.com/b", "--now", fmt.Sprint(now.Unix()), "--batch", "-"},
 		strings.NewReader(tok+"\n"+tok+"\n"), &out, &errb)
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
-	if code != 0 || len(lines) != 2 {
+	if code != 1 || len(lines) != 2 { // the second copy is a replay
 		t.Fatalf("exit %d, %d lines: %q %s", code, len(lines), out.String(), errb.String())
 	}
 	var v verdict

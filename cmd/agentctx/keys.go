@@ -10,18 +10,22 @@ import (
 )
 
 func cmdKeygen(e *env, args []string) error {
-	fs := newFlags(e, "keygen", "keygen --alg ES256|EdDSA [--kid KID] --out FILE")
+	fs := newFlags(e, "keygen", "keygen --alg ES256|EdDSA [--kid KID] --out FILE [--pub-out FILE]")
 	alg := fs.String("alg", "EdDSA", "signature algorithm: ES256 or EdDSA")
 	kid := fs.String("kid", "", "key ID written in the kid header of signed tokens (default: the RFC 7638 thumbprint)")
 	out := fs.String("out", "", "file to write the private JWK to (created with mode 0600; never overwritten)")
-	if err := parseFlags(fs, args); err != nil {
+	pubOut := fs.String("pub-out", "", "file to write the public JWK to, atomically (default: standard output)")
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *out == "" {
-		return usagef("example: agentctx keygen --alg EdDSA --kid agent-a-1 --out agent-a.jwk", "--out is required")
+		return usagef("example: agentctx keygen --alg EdDSA --kid agent-a-1 --out agent-a.jwk --pub-out agent-a.pub.jwk", "--out is required")
 	}
-	if fs.NArg() != 0 {
-		return usagef("", "unexpected argument %q", fs.Arg(0))
+	if *pubOut != "" {
+		if *pubOut == *out {
+			return usagef("", "--pub-out and --out must be different files")
+		}
+		e.out.toFile(*pubOut)
 	}
 	k, err := trust.GenerateKey(*alg, *kid)
 	if err != nil {
@@ -35,9 +39,9 @@ func cmdKeygen(e *env, args []string) error {
 	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
-			return usagef("choose another --out or remove the old key first", "%s already exists; refusing to overwrite a key", *out)
+			return usagef("choose another --out or remove the old key first", "%s already exists; refusing to overwrite a key", describeArg(*out))
 		}
-		return failf("creating key file: %v", err)
+		return fileError("out", *out, err)
 	}
 	if _, err := f.Write(append(priv, '\n')); err != nil {
 		f.Close()
@@ -58,25 +62,12 @@ func printPublic(e *env, k trust.Key) error {
 	return nil
 }
 
-func cmdKeys(e *env, args []string) error {
-	if len(args) == 0 {
-		return usagef("subcommands: public, trust", "agentctx keys needs a subcommand")
-	}
-	switch args[0] {
-	case "public":
-		return cmdKeysPublic(e, args[1:])
-	case "trust":
-		return cmdKeysTrust(e, args[1:])
-	}
-	return usagef("subcommands: public, trust", "unknown keys subcommand %q", args[0])
-}
-
 // loadPublic reads a public key from a JWK or PEM file, or the public half of
 // a private key file.
 func loadPublic(e *env, path string) (trust.Key, error) {
-	data, err := os.ReadFile(path)
+	data, err := readFileArg("", path)
 	if err != nil {
-		return trust.Key{}, failf("%v", err)
+		return trust.Key{}, err
 	}
 	if keys, err := trust.ParseKeys(data); err == nil {
 		if len(keys) != 1 {
@@ -92,7 +83,8 @@ func loadPublic(e *env, path string) (trust.Key, error) {
 }
 
 func cmdKeysPublic(e *env, args []string) error {
-	fs := newFlags(e, "keys public", "keys public FILE")
+	fs := newFlags(e, "keys public", "keys public [--out FILE] KEYFILE")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -107,10 +99,11 @@ func cmdKeysPublic(e *env, args []string) error {
 }
 
 func cmdKeysTrust(e *env, args []string) error {
-	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX) [--merge TRUSTFILE] PUBFILE...")
+	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX) [--merge TRUSTFILE] [--out FILE] PUBFILE...")
 	id := fs.String("id", "", "the exact issuer these keys sign for")
 	prefix := fs.String("prefix", "", `an issuer prefix ending in "/" or ":" these keys sign for`)
-	merge := fs.String("merge", "", "an existing trust file to add this entry to (the result is printed; the file is not changed)")
+	merge := fs.String("merge", "", "an existing trust file to add this entry to (with --out the same file is replaced safely)")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -143,9 +136,9 @@ func cmdKeysTrust(e *env, args []string) error {
 	}
 	issuers := []any{}
 	if *merge != "" {
-		data, err := os.ReadFile(*merge)
+		data, err := readFileArg("merge", *merge)
 		if err != nil {
-			return usagef("", "%v", err)
+			return err
 		}
 		if _, err := trust.ParseFile(data); err != nil {
 			return usagef("", "%s: %v", *merge, err)

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -19,35 +19,39 @@ import (
 	"github.com/agentctx/agentctx/ledger/sqlite"
 )
 
-func cmdLedger(e *env, args []string) error {
-	subs := map[string]func(*env, []string) error{
-		"init": cmdLedgerInit, "pubkey": cmdLedgerPubkey, "append": cmdLedgerAppend, "checkpoint": cmdLedgerCheckpoint,
-		"prove": cmdLedgerProve, "get": cmdLedgerGet, "workflow": cmdLedgerWorkflow, "verify": cmdLedgerVerify,
-	}
-	if len(args) == 0 || subs[args[0]] == nil {
-		return usagef("subcommands: init, pubkey, append, checkpoint, prove, get, workflow, verify", "agentctx ledger needs a subcommand")
-	}
-	return subs[args[0]](e, args[1:])
-}
-
-// openStore opens --db: a postgres:// URL is the PostgreSQL store, a file
-// path the embedded SQLite store.
-func openStore(db string) (ledger.Store, error) {
+// openStore opens the database of flagName: a postgres:// URL is the
+// PostgreSQL store, a file path the embedded SQLite store. Only create (for
+// ledger init) may make a new SQLite file: every other command refuses a
+// missing one (exit 2) instead of creating it.
+func openStore(flagName, db string, create bool) (ledger.Store, error) {
 	switch {
 	case db == "":
-		return nil, usagef("example: --db ledger.db", "--db is required")
+		return nil, usagef("example: --"+flagName+" ledger.db", "--%s is required", flagName)
 	case isPostgres(db):
 		s, err := postgres.Open(context.Background(), db)
 		if err != nil {
-			return nil, failf("%v", err)
+			return nil, usagef("check the URL, the server and the role", "--%s %s: %v", flagName, redactURL(db), err)
 		}
 		return s, nil
 	}
+	if !create {
+		if err := mustExist(flagName, db); err != nil {
+			return nil, err
+		}
+	}
 	s, err := sqlite.Open(db)
 	if err != nil {
-		return nil, failf("%v", err)
+		return nil, usagef("", "--%s: %v", flagName, err)
 	}
 	return s, nil
+}
+
+// redactURL returns u with its password replaced.
+func redactURL(u string) string {
+	if p, err := url.Parse(u); err == nil {
+		return p.Redacted()
+	}
+	return "(the URL)"
 }
 
 func isPostgres(db string) bool {
@@ -64,30 +68,27 @@ type ledgerFlags struct {
 // openLedger opens the ledger of --db; with withKey it loads the signing key
 // and the trust (for append and verify).
 func openLedger(ctx context.Context, e *env, f *ledgerFlags, needKey, needTrust bool) (*ledger.Ledger, ledger.Store, error) {
-	store, err := openStore(f.db)
+	var signer note.Signer
+	if needKey {
+		if f.key == "" {
+			return nil, nil, usagef("the key written by agentctx ledger init --key-out", "--key is required")
+		}
+		skey, err := readFileArg("key", f.key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if fi, err := os.Stat(f.key); err == nil && fi.Mode().Perm()&0o077 != 0 {
+			fmt.Fprintf(e.stderr, "agentctx: warning: ledger key file %q has permissions %#o; use 0600\n", f.key, fi.Mode().Perm())
+		}
+		if signer, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
+			return nil, nil, usagef("the file written by agentctx ledger init --key-out", "--key %q is not a ledger signing key", f.key)
+		}
+	}
+	store, err := openStore("db", f.db, false)
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg := ledger.Config{Store: store, Clock: f.now.clock(), Partial: f.partial}
-	if needKey {
-		if f.key == "" {
-			store.Close()
-			return nil, nil, usagef("the key written by agentctx ledger init --key-out", "--key is required")
-		}
-		fi, err := os.Stat(f.key)
-		if err == nil && fi.Mode().Perm()&0o077 != 0 {
-			fmt.Fprintf(e.stderr, "agentctx: warning: ledger key file %q has permissions %#o; use 0600\n", f.key, fi.Mode().Perm())
-		}
-		skey, err := os.ReadFile(f.key)
-		if err != nil {
-			store.Close()
-			return nil, nil, usagef("", "%v", err)
-		}
-		if cfg.Signer, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
-			store.Close()
-			return nil, nil, usagef("", "ledger key file %q is not a note signer key", f.key)
-		}
-	}
+	cfg := ledger.Config{Store: store, Clock: f.now.clock(), Partial: f.partial, Signer: signer}
 	if needTrust {
 		if cfg.Trust, err = loadTrust(f.trust, f.anyIssuer); err != nil {
 			store.Close()
@@ -98,7 +99,7 @@ func openLedger(ctx context.Context, e *env, f *ledgerFlags, needKey, needTrust 
 	if err != nil {
 		store.Close()
 		if errors.Is(err, ledger.ErrNotInitialized) {
-			return nil, nil, usagef("create it with: agentctx ledger init --db FILE --id ID --key-out KEYFILE", "%s holds no ledger", f.db)
+			return nil, nil, usagef("create it with: agentctx ledger init --db FILE --id ID --key-out KEYFILE", "%s holds no ledger", redactURL(f.db))
 		}
 		return nil, nil, usagef("", "%v", err)
 	}
@@ -125,14 +126,17 @@ func cmdLedgerInit(e *env, args []string) error {
 	if (*owner != "" || *writer != "") && !isPostgres(*db) {
 		return usagef("roles are for a postgres:// --db", "--owner-role and --writer-role are PostgreSQL only")
 	}
-	store, err := openStore(*db)
+	store, err := openStore("db", *db, true)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	f, err := os.OpenFile(*keyOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return usagef("choose another --key-out", "%v", err)
+		if errors.Is(err, os.ErrExist) {
+			return usagef("choose another --key-out", "--key-out %s already exists; refusing to overwrite a key", describeArg(*keyOut))
+		}
+		return fileError("key-out", *keyOut, err)
 	}
 	if _, err := fmt.Fprintln(f, skey); err != nil {
 		f.Close()
@@ -186,44 +190,31 @@ type appendResult struct {
 }
 
 func cmdLedgerAppend(e *env, args []string) error {
-	fs := newFlags(e, "ledger append", "ledger append --db X --key FILE --trust FILE [--now UNIX] [--partial] [--any-issuer] (--batch FILE|- | CHAIN | @FILE)")
+	fs := newFlags(e, "ledger append", "ledger append --db X --key FILE --trust FILE [--now UNIX|RFC3339] [--partial] [--any-issuer] (--batch FILE|- | TOKEN[,SUPPORTING...] | @FILE | -)")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
 	fs.StringVar(&f.key, "key", "", "the ledger's signing key file")
 	fs.StringVar(&f.trust, "trust", "", "trust file of the agents whose tokens are appended")
 	fs.BoolVar(&f.anyIssuer, "any-issuer", false, "trust a plain JWKS or PEM file for every issuer")
 	fs.BoolVar(&f.partial, "partial", false, "accept tokens whose predecessors are missing, flagged partial (DAG-2)")
-	fs.Var(&f.now, "now", "receipt time as seconds since the epoch (default: the system clock)")
+	fs.Var(&f.now, "now", "receipt time: Unix seconds or RFC 3339 (default: the system clock; never before the previous entry's)")
 	batch := fs.String("batch", "", "append one input per line of FILE (- for standard input), group-committed")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	var lines []string
+	var lines []batchLine
 	switch {
 	case *batch != "" && fs.NArg() == 0:
-		var in io.Reader = e.stdin
-		if *batch != "-" {
-			fh, err := os.Open(*batch)
-			if err != nil {
-				return usagef("", "%v", err)
-			}
-			defer fh.Close()
-			in = fh
-		}
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			lines = append(lines, sc.Text())
-		}
-		if err := sc.Err(); err != nil {
-			return failf("reading batch: %v", err)
+		var err error
+		if lines, err = readBatch(e, *batch); err != nil {
+			return err
 		}
 	case *batch == "" && fs.NArg() == 1:
-		chain, err := readChain(fs.Arg(0))
+		chain, err := readChain(e, "", fs.Arg(0))
 		if err != nil {
 			return err
 		}
-		lines = []string{strings.Join(chain, ",")}
+		lines = []batchLine{{text: strings.Join(chain, ",")}}
 	default:
 		return usagef("give --batch FILE or one token (with its supporting tokens, comma-separated)", "nothing to append")
 	}
@@ -233,9 +224,13 @@ func cmdLedgerAppend(e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	inputs := make([]ledger.Input, len(lines))
-	for i, line := range lines {
-		inputs[i].Token, inputs[i].Supporting = splitLine(strings.TrimSpace(line))
+	// Lines over the size cap get their own too_large result, in place.
+	var inputs []ledger.Input
+	for _, line := range lines {
+		if !line.tooLong {
+			tok, sup := splitLine(strings.TrimSpace(line.text))
+			inputs = append(inputs, ledger.Input{Token: tok, Supporting: sup})
+		}
 	}
 	outs, err := l.Append(ctx, inputs)
 	if err != nil {
@@ -244,13 +239,27 @@ func cmdLedgerAppend(e *env, args []string) error {
 	w := bufio.NewWriter(e.stdout)
 	defer w.Flush()
 	enc := json.NewEncoder(w)
-	for _, o := range outs {
+	refused := 0
+	for _, line := range lines {
+		var o ledger.Outcome
+		if line.tooLong {
+			o.Err = tooLongErr()
+		} else {
+			o, outs = outs[0], outs[1:]
+		}
 		r := appendResult{OK: o.Err == nil, Receipt: o.Receipt, Supporting: o.Supporting, Partial: len(o.Partial) > 0, Missing: o.Partial}
 		if o.Err != nil {
 			v := failed(o.Err)
 			r.Code, r.Rule, r.Message = v.Code, v.Rule, v.Message
+			refused++
 		}
 		enc.Encode(r)
+	}
+	if refused > 0 {
+		w.Flush()
+		// SPEC: exit status contract: 1 when any append was refused, like sha256sum -c.
+		fmt.Fprintf(e.stderr, "agentctx: %s refused, %d appended\n", plural(uint64(refused), "token", "tokens"), len(lines)-refused)
+		return silent(1)
 	}
 	return nil
 }
@@ -324,7 +333,11 @@ func cmdLedgerProve(e *env, args []string) error {
 	return enc.Encode(r)
 }
 
-// entryJSON is the output of ledger get.
+func toEntryJSON(x *ledger.Entry) entryJSON {
+	return entryJSON{x.Index, x.Kind, x.JTI, x.WID, x.Issuer, x.Subject, x.ExecAct, x.Pred, x.Time.Unix(), x.ReceivedAt, x.Partial, x.Status, string(x.Token)}
+}
+
+// entryJSON is the output of ledger get and ledger list.
 type entryJSON struct {
 	Index      uint64   `json:"index"`
 	Kind       string   `json:"kind"`
@@ -342,16 +355,18 @@ type entryJSON struct {
 }
 
 func cmdLedgerGet(e *env, args []string) error {
-	fs := newFlags(e, "ledger get", "ledger get --db X --jti J [--wid W]")
+	fs := newFlags(e, "ledger get", "ledger get --db X (--jti J [--wid W] | --index N)")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
 	jti := fs.String("jti", "", "task id")
 	wid := fs.String("wid", "", "workflow id")
-	if err := parseFlags(fs, args); err != nil {
+	index := fs.Int64("index", -1, "entry index")
+	fs.out()
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *jti == "" {
-		return usagef("", "--jti is required")
+	if (*jti == "") == (*index < 0) {
+		return usagef("", "give --jti or --index")
 	}
 	ctx := context.Background()
 	l, store, err := openLedger(ctx, e, &f, false, false)
@@ -359,13 +374,21 @@ func cmdLedgerGet(e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	es, err := l.Get(ctx, *jti, *wid)
-	if err != nil {
-		return failf("task %q: %v", *jti, err)
+	var es []ledger.Entry
+	if *index >= 0 {
+		es, err = store.Entries(ctx, uint64(*index), uint64(*index)+1)
+		if err == nil && len(es) == 0 {
+			err = ledger.ErrNotFound
+		}
+		if err != nil {
+			return failf("entry %d: %v", *index, err)
+		}
+	} else if es, err = l.Get(ctx, *jti, *wid); err != nil {
+		return failf("task %s: %v", describeArg(*jti), err)
 	}
 	enc := json.NewEncoder(e.stdout)
-	for _, x := range es {
-		enc.Encode(entryJSON{x.Index, x.Kind, x.JTI, x.WID, x.Issuer, x.Subject, x.ExecAct, x.Pred, x.Time.Unix(), x.ReceivedAt, x.Partial, x.Status, string(x.Token)})
+	for i := range es {
+		enc.Encode(toEntryJSON(&es[i]))
 	}
 	return nil
 }
@@ -406,11 +429,15 @@ func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
 
 // readVerifierKey reads a note verifier key file.
 func readVerifierKey(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", usagef("the file written by agentctx ledger init (or ledger pubkey)", "--ledger-key-file: %v", err)
+	vkey := strings.TrimSpace(path)
+	if _, err := note.NewVerifier(vkey); err == nil {
+		return vkey, nil // the key itself (the older --ledger-key VKEY spelling)
 	}
-	vkey := strings.TrimSpace(string(b))
+	b, err := readFileArg("ledger-key-file", path)
+	if err != nil {
+		return "", err
+	}
+	vkey = strings.TrimSpace(string(b))
 	if _, err := note.NewVerifier(vkey); err != nil {
 		return "", usagef("the file written by agentctx ledger init (or ledger pubkey)", "--ledger-key-file %q does not hold a note verifier key", path)
 	}
@@ -438,9 +465,9 @@ func cmdLedgerVerify(e *env, args []string) error {
 		opts.VerifierKey = vkey
 	}
 	for _, p := range cpFiles {
-		b, err := os.ReadFile(p)
+		b, err := readFileArg("checkpoint", p)
 		if err != nil {
-			return usagef("", "--checkpoint: %v", err)
+			return err
 		}
 		opts.Checkpoints = append(opts.Checkpoints, b)
 	}
@@ -493,17 +520,14 @@ func plural(n uint64, one, many string) string {
 	return fmt.Sprintf("%d %s", n, many)
 }
 
-func cmdCheckpoint(e *env, args []string) error {
-	if len(args) == 0 || args[0] != "verify" {
-		return usagef("subcommand: verify", "agentctx checkpoint needs a subcommand")
-	}
+func cmdCheckpointVerify(e *env, args []string) error {
 	fs := newFlags(e, "checkpoint verify", "checkpoint verify --ledger-key-file VKEY (--checkpoint FILE | --old FILE --new FILE --proof FILE)")
 	vkeyFile := fs.String("ledger-key-file", "", "the ledger's note verifier key")
 	one := fs.String("checkpoint", "", "a signed checkpoint to check")
 	oldF := fs.String("old", "", "the older checkpoint")
 	newF := fs.String("new", "", "the newer checkpoint")
 	proofF := fs.String("proof", "", "the consistency proof between them (the output of ledger prove --from --to)")
-	if err := parseFlags(fs, args[1:]); err != nil {
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
 	if *vkeyFile == "" {
@@ -513,13 +537,7 @@ func cmdCheckpoint(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	read := func(flag, p string) ([]byte, error) {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, usagef("", "--%s: %v", flag, err)
-		}
-		return b, nil
-	}
+	read := readFileArg
 	switch {
 	case *one != "" && *oldF == "" && *newF == "" && *proofF == "":
 		b, err := read("checkpoint", *one)
@@ -561,44 +579,49 @@ func cmdCheckpoint(e *env, args []string) error {
 	return usagef("", "give --checkpoint FILE, or --old, --new and --proof")
 }
 
-func cmdReceipt(e *env, args []string) error {
-	if len(args) == 0 || args[0] != "verify" {
-		return usagef("subcommand: verify", "agentctx receipt needs a subcommand")
-	}
-	fs := newFlags(e, "receipt verify", "receipt verify --ledger-key VKEY --receipt FILE --token FILE")
-	vkey := fs.String("ledger-key", "", "the ledger's note verifier key (agentctx ledger pubkey)")
-	vkeyFile := fs.String("ledger-key-file", "", "a file holding the ledger's note verifier key")
-	rfile := fs.String("receipt", "", "the receipt JSON (a line of ledger append, or its receipt member)")
-	tfile := fs.String("token", "", "the token file")
-	if err := parseFlags(fs, args[1:]); err != nil {
+func cmdReceiptVerify(e *env, args []string) error {
+	fs := newFlags(e, "receipt verify", "receipt verify --ledger-key-file VKEY --receipt FILE --token TOKEN|@FILE|-")
+	vkeyFile := fs.String("ledger-key-file", "", "the ledger's note verifier key file (agentctx ledger pubkey)")
+	fs.alias("ledger-key", "ledger-key-file")
+	rfile := fs.String("receipt", "", "the receipt JSON (a line of ledger append, or the output of ledger prove)")
+	tokArg := fs.String("token", "", "the token: the value, @FILE or - (a plain file path is read too)")
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	if *vkeyFile != "" {
-		b, err := os.ReadFile(*vkeyFile)
-		if err != nil {
-			return usagef("", "%v", err)
-		}
-		*vkey = string(b)
+	if *vkeyFile == "" || *rfile == "" || *tokArg == "" {
+		return usagef("example: agentctx receipt verify --ledger-key-file ledger.vkey --receipt r.json --token @tok", "--ledger-key-file, --receipt and --token are required")
 	}
-	if *vkey == "" || *rfile == "" || *tfile == "" {
-		return usagef("", "--ledger-key (or --ledger-key-file), --receipt and --token are required")
-	}
-	rb, err := os.ReadFile(*rfile)
+	vkey, err := readVerifierKey(*vkeyFile)
 	if err != nil {
-		return usagef("", "%v", err)
+		return err
 	}
-	tb, err := os.ReadFile(*tfile)
+	rb, err := readFileArg("receipt", *rfile)
 	if err != nil {
-		return usagef("", "%v", err)
+		return err
+	}
+	tok, err := tokenOrFile(e, "token", *tokArg)
+	if err != nil {
+		return err
 	}
 	rs := parseReceipts(rb)
 	if len(rs) != 1 {
-		return usagef("give one receipt (a line of ledger append, or the output of ledger prove)", "%s holds %d receipts", *rfile, len(rs))
+		return usagef("give one receipt (a line of ledger append, or the output of ledger prove)", "--receipt %q holds %d receipts", *rfile, len(rs))
 	}
 	r := *rs[0]
-	if err := ledger.VerifyReceipt(strings.TrimSpace(*vkey), &r, tb); err != nil {
+	if err := ledger.VerifyReceipt(vkey, &r, []byte(tok)); err != nil {
 		return failf("receipt does NOT verify: %v", err)
 	}
-	fmt.Fprintf(e.stdout, "receipt verified: entry %d of %d (%s)\n", r.Index, r.TreeSize, r.Kind)
+	fmt.Fprintf(e.stdout, "receipt verified: entry %d of %d (%s, task %s)\n", r.Index, r.TreeSize, r.Kind, r.JTI)
 	return nil
+}
+
+// tokenOrFile is readToken, and for the older spelling a plain path to a
+// file holding the token.
+func tokenOrFile(e *env, flagName, v string) (string, error) {
+	if v != "-" && !strings.HasPrefix(v, "@") && secretKind(v) == "" {
+		if _, err := os.Stat(v); err == nil {
+			v = "@" + v
+		}
+	}
+	return readToken(e, flagName, v)
 }

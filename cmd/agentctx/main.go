@@ -1,29 +1,18 @@
 // Command agentctx creates, inspects and verifies Agent Context Tokens (ACT)
-// and Execution Context Tokens (ECT).
+// and Execution Context Tokens (ECT), and keeps them in a verifiable ledger.
 //
-// Usage:
-//
-//	agentctx keygen --alg ES256|EdDSA --kid KID --out FILE
-//	agentctx keys public FILE
-//	agentctx keys trust --id ISSUER|--prefix PREFIX PUBFILE...
-//	agentctx ect create --key FILE --iss ISS --aud AUD --exec-act ACT [flags]
-//	agentctx act mandate|delegate|record ...
-//	agentctx inspect [TOKEN|-]
-//	agentctx verify --trust FILE --audience ID [flags] [TOKEN|-]
-//	agentctx demo
-//
-// Exit status: 0 success (a valid token), 1 verification or operation
-// failure, 2 usage or configuration error. Data goes to standard output;
-// diagnostics go to standard error as "agentctx: error: ..." with, where it
-// helps, "agentctx: hint: ...".
+// Run "agentctx help" for the commands and "agentctx help exit-codes" for
+// the exit status contract. Data goes to standard output; diagnostics go to
+// standard error as "agentctx: error: ..." with, where it helps,
+// "agentctx: hint: ...".
 package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/agentctx/agentctx"
@@ -36,8 +25,13 @@ func main() {
 // env is what a subcommand may touch.
 type env struct {
 	stdin  io.Reader
-	stdout io.Writer
+	stdout io.Writer // data: an *output
 	stderr io.Writer
+	out    *output
+	getenv func(string) (string, bool)
+	// listing is set while the completion generator builds every command's
+	// flags: parseFlags records the flag set and stops the command.
+	listing func(*flags)
 }
 
 // exitError carries an exit status and optional hint to run.
@@ -49,12 +43,12 @@ type exitError struct {
 
 func (e *exitError) Error() string { return e.err.Error() }
 
-// usagef reports a usage or configuration error (exit 2).
+// usagef reports a usage, configuration or I/O error (exit 2).
 func usagef(hint, format string, args ...any) error {
 	return &exitError{code: 2, err: fmt.Errorf(format, args...), hint: hint}
 }
 
-// failf reports an operation failure (exit 1).
+// failf reports a verification or operation failure (exit 1).
 func failf(format string, args ...any) error {
 	return &exitError{code: 1, err: fmt.Errorf(format, args...)}
 }
@@ -64,142 +58,209 @@ type silent int
 
 func (s silent) Error() string { return fmt.Sprintf("exit %d", int(s)) }
 
-const usage = `agentctx: create, inspect and verify agent accountability tokens (ACT, ECT)
+// command is one node of the command tree: a command that runs, or a group
+// of subcommands.
+type command struct {
+	name    string
+	summary string
+	run     func(*env, []string) error
+	subs    []*command
+}
 
-Usage:
-  agentctx keygen --alg ES256|EdDSA --kid KID --out FILE
-  agentctx keys public FILE
-  agentctx keys trust (--id ISSUER | --prefix PREFIX) PUBFILE...
-  agentctx ect create --key FILE --iss ISS --aud AUD --exec-act ACT [--pred JTI]... [flags]
-  agentctx act mandate --key FILE --iss ISS --sub SUB --aud AUD --purpose TEXT --cap ACTION[=JSON]... [flags]
-  agentctx act delegate --key FILE --parent CHAIN --sub SUB --aud AUD --cap ACTION[=JSON]... [flags]
-  agentctx act record --key FILE --mandate CHAIN --exec-act ACTION --status STATUS [flags]
-  agentctx inspect [TOKEN|-]
-  agentctx verify --trust FILE --audience ID [--kind ect|act] [--json] [--batch FILE|-] [TOKEN|-]
-  agentctx dag [--format json|dot|mermaid|text] (--batch FILE | TOKEN...)
-  agentctx ledger init|pubkey|append|checkpoint|prove|get|workflow|verify --db FILE ...
-  agentctx receipt verify --ledger-key VKEY --receipt FILE --token FILE
-  agentctx checkpoint verify --ledger-key-file VKEY (--checkpoint FILE | --old FILE --new FILE --proof FILE)
-  agentctx demo
+func (c *command) sub(name string) *command {
+	for _, s := range c.subs {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
 
-Run "agentctx COMMAND -h" for the flags of a command.
-Exit status: 0 ok, 1 verification or operation failure, 2 usage or configuration error.
+func (c *command) subNames() string {
+	names := make([]string, len(c.subs))
+	for i, s := range c.subs {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
+}
+
+// root is the command tree. Every command's flags are defined in its run
+// function; the help, usage and completion are derived from it.
+var root *command
+
+func init() { root = commandTree() }
+
+func commandTree() *command {
+	return &command{name: "agentctx", subs: []*command{
+		{name: "keygen", summary: "create a signing key (private JWK file, public JWK on stdout)", run: cmdKeygen},
+		{name: "keys", summary: "public keys and trust files", subs: []*command{
+			{name: "public", summary: "print the public JWK of a key file", run: cmdKeysPublic},
+			{name: "trust", summary: "write a trust file binding keys to an issuer", run: cmdKeysTrust},
+		}},
+		{name: "ect", summary: "Execution Context Tokens", subs: []*command{
+			{name: "create", summary: "sign the ECT of a task", run: cmdECTCreate},
+		}},
+		{name: "act", summary: "Agent Context Tokens: mandates, delegation, records", subs: []*command{
+			{name: "mandate", summary: "authorize an agent (phase 1)", run: cmdACTMandate},
+			{name: "delegate", summary: "delegate a narrower mandate", run: cmdACTDelegate},
+			{name: "record", summary: "record the execution of a mandate (phase 2)", run: cmdACTRecord},
+		}},
+		{name: "inspect", summary: "show a token's header and claims, UNVERIFIED", run: cmdInspect},
+		{name: "verify", summary: "verify ECTs and ACTs", run: cmdVerify},
+		{name: "dag", summary: "draw and check the DAG of tokens given directly", run: cmdDag},
+		{name: "ledger", summary: "the verifiable audit ledger", subs: []*command{
+			{name: "init", summary: "create a ledger and its signing key", run: cmdLedgerInit},
+			{name: "pubkey", summary: "print the ledger's verifier key", run: cmdLedgerPubkey},
+			{name: "append", summary: "verify and append tokens, print receipts", run: cmdLedgerAppend},
+			{name: "checkpoint", summary: "print the latest signed checkpoint", run: cmdLedgerCheckpoint},
+			{name: "prove", summary: "print a receipt or a consistency proof", run: cmdLedgerProve},
+			{name: "get", summary: "print the entries of a task or an index", run: cmdLedgerGet},
+			{name: "list", summary: "list recent entries or workflows", run: cmdLedgerList},
+			{name: "workflow", summary: "draw a workflow's DAG", run: cmdLedgerWorkflow},
+			{name: "export", summary: "write a workflow's evidence bundle", run: cmdLedgerExport},
+			{name: "verify-bundle", summary: "check an evidence bundle offline", run: cmdLedgerVerifyBundle},
+			{name: "verify", summary: "audit the whole ledger", run: cmdLedgerVerify},
+		}},
+		{name: "receipt", summary: "ledger receipts", subs: []*command{
+			{name: "verify", summary: "check a receipt offline", run: cmdReceiptVerify},
+		}},
+		{name: "checkpoint", summary: "ledger checkpoints", subs: []*command{
+			{name: "verify", summary: "check a checkpoint, or two and their consistency proof, offline", run: cmdCheckpointVerify},
+		}},
+		{name: "demo", summary: "agents with a fork and a join, an embedded ledger, receipts, audit", run: cmdDemo},
+		{name: "completion", summary: "print shell completion (bash, zsh, fish)", run: cmdCompletion},
+		{name: "help", summary: "help on a command, or on exit-codes", run: nil},
+		{name: "version", summary: "print the version", run: cmdVersion},
+	}}
+}
+
+// exitCodes is the exit status contract (README, agentctx help exit-codes).
+const exitCodes = `Exit status of every agentctx command:
+
+  0  everything verified, appended or written as asked
+  1  at least one verification or append was refused (single token or batch,
+     like sha256sum -c), or a signature was refused because the token would
+     not verify
+  2  usage, configuration or I/O error: a bad flag, a missing or unreadable
+     file, a trust file lacking a key the audit needs, a failed write of the
+     output (for example to a full disk)
+
+A batch (--batch) prints one result per input line, in order, whatever the
+verdicts, and then exits 1 if any line was refused.
 `
 
-var commands = map[string]func(e *env, args []string) error{
-	"keygen":     cmdKeygen,
-	"keys":       cmdKeys,
-	"ect":        cmdECT,
-	"act":        cmdACT,
-	"inspect":    cmdInspect,
-	"verify":     cmdVerify,
-	"demo":       cmdDemo,
-	"ledger":     cmdLedger,
-	"receipt":    cmdReceipt,
-	"checkpoint": cmdCheckpoint,
-	"dag":        cmdDag,
+func usageText() string {
+	var b strings.Builder
+	b.WriteString("agentctx: create, verify and audit signed records of what AI agents were authorised to do and did (ACT, ECT)\n\nCommands:\n")
+	for _, c := range root.subs {
+		fmt.Fprintf(&b, "  %-12s %s\n", c.name, c.summary)
+		for _, s := range c.subs {
+			fmt.Fprintf(&b, "    %-14s %s\n", s.name, s.summary)
+		}
+	}
+	b.WriteString("\nRun \"agentctx help COMMAND\" or \"agentctx COMMAND -h\" for its flags, \"agentctx help exit-codes\" for the exit status.\n")
+	b.WriteString("Every flag may also come from the environment as AGENTCTX_<FLAG> (AGENTCTX_TRUST, AGENTCTX_DB, ...); flags win.\n")
+	return b.String()
 }
 
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
-		if len(args) == 0 {
-			return 2
+	out := &output{w: stdout}
+	e := &env{stdin: stdin, stdout: out, stderr: stderr, out: out, getenv: os.LookupEnv}
+	return finish(e, args, dispatch(e, args))
+}
+
+// dispatch finds the command of args and runs it.
+func dispatch(e *env, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usageText())
+		return silent(2)
+	}
+	switch args[0] {
+	case "-h", "--help", "-help":
+		fmt.Fprint(e.stdout, usageText())
+		return nil
+	case "--version", "-version":
+		return cmdVersion(e, nil)
+	case "help":
+		return cmdHelp(e, args[1:])
+	}
+	c, rest, err := find(args)
+	if err != nil {
+		return err
+	}
+	return c.run(e, rest)
+}
+
+// find walks the command tree along args and returns the command to run
+// with its arguments.
+func find(args []string) (*command, []string, error) {
+	c := root.sub(args[0])
+	if c == nil {
+		return nil, nil, usagef("run \"agentctx help\" for the list of commands", "unknown command %q", args[0])
+	}
+	args = args[1:]
+	for c.subs != nil {
+		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+			return nil, nil, usagef(fmt.Sprintf("subcommands of %s: %s", c.name, c.subNames()), "agentctx %s needs a subcommand", c.name)
+		}
+		s := c.sub(args[0])
+		if s == nil {
+			return nil, nil, usagef(fmt.Sprintf("subcommands of %s: %s", c.name, c.subNames()), "unknown %s subcommand %q", c.name, args[0])
+		}
+		c, args = s, args[1:]
+	}
+	return c, args, nil
+}
+
+func cmdHelp(e *env, args []string) error {
+	switch {
+	case len(args) == 0:
+		fmt.Fprint(e.stdout, usageText())
+		return nil
+	case args[0] == "exit-codes":
+		fmt.Fprint(e.stdout, exitCodes)
+		return nil
+	}
+	c, _, err := find(args)
+	if err != nil {
+		return err
+	}
+	return c.run(e, []string{"-h"})
+}
+
+// finish writes what --out collected, reports err the documented way, and
+// returns the exit status. A failed write of the output is exit 2, whatever
+// the command's verdict.
+func finish(e *env, args []string, err error) int {
+	if err == nil || errors.Is(err, errHelp) {
+		if werr := e.out.commit(); werr != nil {
+			return report(e, args, usagef("check the disk and the --out path", "writing the output: %v", werr))
 		}
 		return 0
 	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "agentctx: error: unknown command %q\nagentctx: hint: run \"agentctx --help\" for the list of commands\n", args[0])
-		return 2
+	if werr := e.out.failed(); werr != nil {
+		return report(e, args, usagef("check the disk and the --out path", "writing the output: %v", werr))
 	}
-	return report(stderr, cmd(e, args[1:]))
+	return report(e, args, err)
 }
 
-// report prints err the documented way and returns the exit status.
-func report(stderr io.Writer, err error) int {
-	if err == nil {
-		return 0
-	}
+// report prints err the documented way, with every argument that may be a
+// secret removed, and returns the exit status.
+func report(e *env, args []string, err error) int {
 	var s silent
 	if errors.As(err, &s) {
 		return int(s)
-	}
-	if errors.Is(err, flag.ErrHelp) {
-		return 0
 	}
 	code := 1
 	var ee *exitError
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	fmt.Fprintf(stderr, "agentctx: error: %s\n", err)
+	fmt.Fprintf(e.stderr, "agentctx: error: %s\n", redact(safeText(err.Error()), args))
 	if ee != nil && ee.hint != "" {
-		fmt.Fprintf(stderr, "agentctx: hint: %s\n", ee.hint)
+		fmt.Fprintf(e.stderr, "agentctx: hint: %s\n", redact(ee.hint, args))
 	}
 	return code
-}
-
-// examples are shown in the usage of the commands that have one.
-var examples = map[string]string{
-	"keygen":        "agentctx keygen --alg EdDSA --kid agent-a-1 --out agent-a.jwk > agent-a.pub.jwk",
-	"keys trust":    "agentctx keys trust --id spiffe://example.com/agent/a agent-a.pub.jwk > trust.json",
-	"ect create":    "agentctx ect create --key agent-a.jwk --iss spiffe://example.com/agent/a --aud spiffe://example.com/agent/b --exec-act review_spec --input spec.md",
-	"verify":        "agentctx verify --trust trust.json --audience spiffe://example.com/agent/b --json \"$TOKEN\"",
-	"act mandate":   "agentctx act mandate --key a.jwk --iss A --sub B --aud B --purpose report --cap 'read.data={\"max_calls\":10}' > m1",
-	"act delegate":  "agentctx act delegate --key b.jwk --parent @m1 --sub C --aud C --cap 'read.data={\"max_calls\":5}' > chain",
-	"act record":    "agentctx act record --key c.jwk --mandate @chain --exec-act read.data --status completed --input q.sql",
-	"ledger init":   "agentctx ledger init --db ledger.db --id spiffe://example.com/system/ledger --key-out ledger.key > ledger.vkey",
-	"ledger append": "agentctx ledger append --db ledger.db --key ledger.key --trust trust.json --batch tokens.txt",
-	"dag":           "agentctx dag --format mermaid --batch tokens.txt",
-}
-
-// newFlags returns a FlagSet that reports errors as usage errors.
-func newFlags(e *env, name, synopsis string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: agentctx %s\n", synopsis)
-		if ex, ok := examples[name]; ok {
-			fmt.Fprintf(e.stderr, "\nExample:\n  %s\n", ex)
-		}
-		fmt.Fprintf(e.stderr, "\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args and turns flag errors into usage errors (exit 2).
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return silent(2) // the flag package already printed the error and usage
-	}
-	return nil
-}
-
-// parseFlagsNoArgs is parseFlags for commands that take no positional
-// argument.
-func parseFlagsNoArgs(fs *flag.FlagSet, args []string) error {
-	if err := parseFlags(fs, args); err != nil {
-		return err
-	}
-	if fs.NArg() != 0 {
-		return usagef("", "unexpected argument %q", fs.Arg(0))
-	}
-	return nil
-}
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (s *stringList) String() string { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error {
-	*s = append(*s, v)
-	return nil
 }
 
 // describe renders err with its code and rule when it carries them.
@@ -211,18 +272,20 @@ func describe(err error) string {
 	return err.Error()
 }
 
-// readInput returns the token from the single argument, "-" or no argument
-// meaning standard input, with surrounding white space removed.
-func readInput(e *env, args []string) (string, error) {
-	switch {
-	case len(args) > 1:
-		return "", usagef("", "expected one token, got %d arguments", len(args))
-	case len(args) == 1 && args[0] != "-":
-		return strings.TrimSpace(args[0]), nil
+// commandNames lists "cmd" and "cmd sub" for every runnable command, sorted.
+func commandNames() []string {
+	var out []string
+	var walk func(prefix string, c *command)
+	walk = func(prefix string, c *command) {
+		for _, s := range c.subs {
+			name := strings.TrimSpace(prefix + " " + s.name)
+			if s.run != nil {
+				out = append(out, name)
+			}
+			walk(name, s)
+		}
 	}
-	b, err := io.ReadAll(io.LimitReader(e.stdin, 1<<20))
-	if err != nil {
-		return "", failf("reading standard input: %v", err)
-	}
-	return strings.TrimSpace(string(b)), nil
+	walk("", root)
+	sort.Strings(out)
+	return out
 }

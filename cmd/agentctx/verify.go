@@ -16,6 +16,8 @@ import (
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/internal/jsonx"
+	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/trust"
 )
@@ -158,9 +160,9 @@ func loadTrust(path string, anyIssuer bool) (trust.Resolver, error) {
 	if path == "" {
 		return nil, usagef("make one with: agentctx keys trust --id ISSUER KEYFILE > trust.json", "--trust is required: the keys that may sign tokens")
 	}
-	data, err := os.ReadFile(path)
+	data, err := readFileArg("trust", path)
 	if err != nil {
-		return nil, usagef("", "%v", err)
+		return nil, err
 	}
 	isJSON := strings.HasPrefix(strings.TrimSpace(string(data)), "{")
 	if isJSON {
@@ -188,13 +190,14 @@ func loadTrust(path string, anyIssuer bool) (trust.Resolver, error) {
 }
 
 func cmdVerify(e *env, args []string) error {
-	fs := newFlags(e, "verify", "verify --trust FILE --audience ID [--kind ect|act] [--phase mandate|record] [--now UNIX] [--min-level 1|2|3] [--skew 60s] [--any-issuer] [--json] [--ledger DB | --receipts FILE --ledger-key-file VKEY] [--batch FILE|-] [TOKEN[,SUPPORTING...]|-]")
+	fs := newFlags(e, "verify", "verify --trust FILE --aud ID [--kind ect|act] [--phase mandate|record] [--now UNIX|RFC3339] [--min-level 1|2|3] [--skew 60s] [--any-issuer] [--json] [--ledger DB | --receipts FILE --ledger-key-file VKEY] [--batch FILE|-] [TOKEN[,SUPPORTING...]|@FILE|-]")
 	trustPath := fs.String("trust", "", "trust file (agentctx keys trust), or a JWKS/PEM with --any-issuer")
-	audience := fs.String("audience", "", "this verifier's own identity; must appear in aud (ECTs, ACT mandates)")
-	kind := fs.String("kind", "ect", "token kind: ect or act")
+	audience := fs.String("aud", "", "this verifier's own identity; must appear in aud (ECTs, ACT mandates)")
+	fs.alias("audience", "aud")
+	kind := fs.String("kind", "", "token kind: ect or act (default: from each token's typ)")
 	phaseFlag := fs.String("phase", "", "ACT phase to require: mandate or record (default: as the claims show)")
 	var now nowFlag
-	fs.Var(&now, "now", "verification time as seconds since the epoch (default: the system clock)")
+	fs.Var(&now, "now", "verification time: Unix seconds or RFC 3339 (default: the system clock)")
 	minLevel := fs.Int("min-level", 2, "lowest accepted ECT assurance level: 1 (unsigned), 2 (signed) or 3 (with ledger receipt)")
 	skew := fs.Duration("skew", ect.DefaultSkew, "clock skew allowed on exp, nbf and iat")
 	anyIssuer := fs.Bool("any-issuer", false, "trust the keys of a plain JWKS or PEM file for every issuer")
@@ -203,11 +206,12 @@ func cmdVerify(e *env, args []string) error {
 	ledgerDB := fs.String("ledger", "", "ECT level L3: a ledger database whose entries count as receipts")
 	receipts := fs.String("receipts", "", "ECT level L3: a file of receipts (JSON lines, as ledger append prints), checked offline with --ledger-key-file")
 	ledgerKey := fs.String("ledger-key-file", "", "the ledger's note verifier key, for --receipts")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *audience == "" {
-		return usagef("example: --audience spiffe://example.com/agent/b", "--audience is required: this verifier's own identity")
+		return usagef("example: --aud spiffe://example.com/agent/b", "--aud is required: this verifier's own identity")
 	}
 	if *minLevel < 1 || *minLevel > 3 {
 		return usagef("", "--min-level must be 1, 2 or 3")
@@ -228,35 +232,32 @@ func cmdVerify(e *env, args []string) error {
 	default:
 		return usagef("use --phase mandate or --phase record", "unknown --phase %q", *phaseFlag)
 	}
-	if *phaseFlag != "" && *kind != "act" {
-		return usagef("--phase goes with --kind act", "--phase is only for ACT")
+	switch *kind {
+	case "", "ect", "act":
+	default:
+		return usagef("use --kind ect or --kind act, or leave it out to take each token's typ", "unknown --kind %q", *kind)
+	}
+	if *phaseFlag != "" && *kind == "ect" {
+		return usagef("--phase goes with ACTs", "--phase is only for ACT")
 	}
 	res, err := loadTrust(*trustPath, *anyIssuer)
 	if err != nil {
 		return err
 	}
-	var run batchVerifier
-	switch *kind {
-	case "ect":
-		holder, closeHolder, err := receiptHolder(*ledgerDB, *receipts, *ledgerKey)
-		if err != nil {
-			return err
-		}
-		defer closeHolder()
-		v, err := ect.NewVerifier(ect.Config{Trust: res, Audience: *audience, Clock: now.clock(), MinLevel: ect.Level(*minLevel), Skew: *skew, Receipts: holder})
-		if err != nil {
-			return usagef("", "%v", err)
-		}
-		run = ectBatch(v)
-	case "act":
-		v, err := act.NewVerifier(act.Config{Trust: res, Audience: *audience, Clock: now.clock(), Skew: *skew})
-		if err != nil {
-			return usagef("", "%v", err)
-		}
-		run = actBatch(v, phase)
-	default:
-		return usagef("use --kind ect or --kind act", "unknown --kind %q", *kind)
+	holder, closeHolder, err := receiptHolder(*ledgerDB, *receipts, *ledgerKey)
+	if err != nil {
+		return err
 	}
+	defer closeHolder()
+	ev, err := ect.NewVerifier(ect.Config{Trust: res, Audience: *audience, Clock: now.clock(), MinLevel: ect.Level(*minLevel), Skew: *skew, Receipts: holder})
+	if err != nil {
+		return usagef("", "%v", err)
+	}
+	av, err := act.NewVerifier(act.Config{Trust: res, Audience: *audience, Clock: now.clock(), Skew: *skew})
+	if err != nil {
+		return usagef("", "%v", err)
+	}
+	run := kindBatch(*kind, ectBatch(ev), actBatch(av, phase))
 	ctx := context.Background()
 	if *batch != "" {
 		if fs.NArg() != 0 {
@@ -267,6 +268,9 @@ func cmdVerify(e *env, args []string) error {
 	line, err := readInput(e, fs.Args())
 	if err != nil {
 		return err
+	}
+	if line == "" {
+		return usagef("give a token, @FILE or -", "the token is empty")
 	}
 	vd := run(ctx, []string{line})[0]
 	if *asJSON {
@@ -283,7 +287,7 @@ func cmdVerify(e *env, args []string) error {
 		}
 		return failf("invalid token: %s [%s, %s]", msg, vd.Code, vd.Rule)
 	}
-	fmt.Fprintln(e.stdout, vd.summary)
+	fmt.Fprintln(e.stdout, safeText(vd.summary))
 	return nil
 }
 
@@ -322,15 +326,12 @@ func readLine(r *bufio.Reader) (string, bool, error) {
 const batchChunk = 8192
 
 func verifyBatch(ctx context.Context, e *env, run batchVerifier, path string) error {
-	var in io.Reader = e.stdin
-	if path != "-" {
-		f, err := os.Open(path)
-		if err != nil {
-			return usagef("", "%v", err)
-		}
-		defer f.Close()
-		in = f
+	in, closeIn, err := openBatch(e, path)
+	if err != nil {
+		return err
 	}
+	defer closeIn()
+	invalid := 0
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer w.Flush()
@@ -341,7 +342,10 @@ func verifyBatch(ctx context.Context, e *env, run batchVerifier, path string) er
 		verdicts := run(ctx, lines)
 		for i, vd := range verdicts {
 			if long[i] {
-				vd = failed(agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "line is longer than %d bytes", maxLine))
+				vd = failed(tooLongErr())
+			}
+			if !vd.Valid {
+				invalid++
 			}
 			out = appendVerdict(out[:0], vd)
 			w.Write(out)
@@ -366,7 +370,132 @@ func verifyBatch(ctx context.Context, e *env, run batchVerifier, path string) er
 	if len(lines) > 0 {
 		flush()
 	}
+	if invalid > 0 {
+		// SPEC: exit status contract: 1 when any line was refused, like sha256sum -c.
+		return silent(1)
+	}
 	return nil
+}
+
+// tooLongErr is the verdict on a batch line over the size cap.
+func tooLongErr() error {
+	return agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "line is longer than %d bytes", maxLine)
+}
+
+// openBatch opens the --batch input: a file, or - for standard input (a
+// terminal with nothing piped is refused instead of waited on).
+func openBatch(e *env, path string) (io.Reader, func(), error) {
+	if path == "-" {
+		if isTerminal(e.stdin) {
+			return nil, nil, usagef("pipe the lines in (... --batch - < FILE), or give --batch FILE", "reading the batch from standard input, which is a terminal")
+		}
+		return e.stdin, func() {}, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fileError("batch", path, err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// batchLine is one line of a --batch input.
+type batchLine struct {
+	text    string
+	tooLong bool // over maxLine: its own too_large result
+}
+
+// readBatch reads every non-empty line of a --batch input; a line over the
+// size cap is kept as a too_large marker instead of ending the input.
+func readBatch(e *env, path string) ([]batchLine, error) {
+	in, closeIn, err := openBatch(e, path)
+	if err != nil {
+		return nil, err
+	}
+	defer closeIn()
+	r := bufio.NewReaderSize(in, 64<<10)
+	var out []batchLine
+	for {
+		line, tooLong, err := readLine(r)
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, usagef("", "reading --batch: %v", err)
+		}
+		if tooLong || strings.TrimSpace(line) != "" {
+			out = append(out, batchLine{text: line, tooLong: tooLong})
+		}
+	}
+}
+
+// kindBatch verifies each line as the kind --kind names, or, without it, as
+// the kind its typ shows; a token of the other kind is told which kind it is
+// and which flag to use.
+func kindBatch(kind string, ectRun, actRun batchVerifier) batchVerifier {
+	return func(ctx context.Context, lines []string) []verdict {
+		kinds := make([]string, len(lines))
+		var ectIdx, actIdx []int
+		var ectLines, actLines []string
+		for i, l := range lines {
+			tok, _ := splitLine(l)
+			kinds[i] = typKind(tok)
+			k := kind
+			if k == "" {
+				k = kinds[i]
+			}
+			if k == "act" {
+				actIdx, actLines = append(actIdx, i), append(actLines, l)
+			} else {
+				ectIdx, ectLines = append(ectIdx, i), append(ectLines, l)
+			}
+		}
+		out := make([]verdict, len(lines))
+		if len(ectLines) > 0 {
+			for j, v := range ectRun(ctx, ectLines) {
+				out[ectIdx[j]] = v
+			}
+		}
+		if len(actLines) > 0 {
+			for j, v := range actRun(ctx, actLines) {
+				out[actIdx[j]] = v
+			}
+		}
+		for i := range out {
+			if v := &out[i]; !v.Valid && v.Code == agentctx.CodeInvalidTyp && kind != "" && kinds[i] != "" && kinds[i] != kind {
+				v.Message += fmt.Sprintf("; the token is an %s: use --kind %s, or leave --kind out", strings.ToUpper(kinds[i]), kinds[i])
+			}
+		}
+		return out
+	}
+}
+
+// typKind reads the kind of a token from its header's typ ("ect", "act" or
+// "" when it is neither), without verifying anything.
+func typKind(tok string) string {
+	dot := strings.IndexByte(tok, '.')
+	if dot <= 0 || dot > 1024 {
+		return ""
+	}
+	hdr, err := jws.DecodeSegment(tok[:dot])
+	if err != nil {
+		return ""
+	}
+	ms, err := jsonx.ParseObject(hdr)
+	if err != nil {
+		return ""
+	}
+	for _, m := range ms {
+		if m.Name == "typ" {
+			typ, _ := jsonx.DecodeString(m.Value)
+			switch {
+			case jws.TypMatches(typ, act.Typ):
+				return "act"
+			case jws.TypMatches(typ, ect.Typ), jws.TypMatches(typ, ect.LegacyTyp):
+				return "ect"
+			}
+		}
+	}
+	return ""
 }
 
 // receiptHolder builds the L3 receipt source of verify: a ledger database,
@@ -377,7 +506,7 @@ func receiptHolder(db, receiptsFile, keyFile string) (ect.ReceiptHolder, func(),
 	case db != "" && receiptsFile != "":
 		return nil, noop, usagef("", "give --ledger or --receipts, not both")
 	case db != "":
-		store, err := openStore(db)
+		store, err := openStore("ledger", db, false)
 		if err != nil {
 			return nil, noop, err
 		}
@@ -391,16 +520,16 @@ func receiptHolder(db, receiptsFile, keyFile string) (ect.ReceiptHolder, func(),
 		if keyFile == "" {
 			return nil, noop, usagef("the key printed by agentctx ledger init or ledger pubkey", "--receipts needs --ledger-key-file")
 		}
-		vkey, err := os.ReadFile(keyFile)
+		vkey, err := readVerifierKey(keyFile)
 		if err != nil {
-			return nil, noop, usagef("", "%v", err)
+			return nil, noop, err
 		}
-		data, err := os.ReadFile(receiptsFile)
+		data, err := readFileArg("receipts", receiptsFile)
 		if err != nil {
-			return nil, noop, usagef("", "%v", err)
+			return nil, noop, err
 		}
 		rs := parseReceipts(data)
-		book, err := ledger.NewReceiptBook(strings.TrimSpace(string(vkey)), rs...)
+		book, err := ledger.NewReceiptBook(vkey, rs...)
 		if err != nil {
 			return nil, noop, usagef("", "%v", err)
 		}
