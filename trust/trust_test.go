@@ -1,11 +1,11 @@
 package trust_test
 
 import (
-	"encoding/json"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"os"
