@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/term"
 )
 
 // This file is the one interface every command shares: how flags, the
@@ -124,6 +126,9 @@ func parseFlags(f *flags, args []string) error {
 		return usagef("", "%s", flagError(err))
 	}
 	if f.outPath != nil && *f.outPath != "" {
+		if err := outputPath("out", *f.outPath); err != nil {
+			return err
+		}
 		f.e.out.toFile(*f.outPath)
 	}
 	return nil
@@ -157,7 +162,7 @@ func (f *flags) fromEnv() error {
 			return
 		}
 		name := "AGENTCTX_" + strings.ToUpper(strings.ReplaceAll(fl.Name, "-", "_"))
-		if v, ok := f.e.getenv(name); ok {
+		if v, ok := f.e.getenv(name); ok && v != "" { // an empty variable is unset
 			if serr := f.Set(fl.Name, v); serr != nil {
 				err = usagef("fix or unset the variable", "%s: %v", name, serr)
 			}
@@ -213,6 +218,15 @@ func (o *output) Write(p []byte) (int, error) {
 }
 
 func (o *output) toFile(path string) { o.path = path }
+
+// outputPath refuses, for flagName, a file name that looks like a secret
+// (a key pasted where a path was expected must not become a file name).
+func outputPath(flagName, path string) error {
+	if k := secretKind(path); k != "" {
+		return usagef("give a file name", "--%s looks like %s, not a file path", flagName, k)
+	}
+	return nil
+}
 
 // failed returns the write error met so far; the command failed, so
 // nothing is written to --out.
@@ -309,7 +323,8 @@ func redact(msg string, args []string) string {
 			}
 			for _, part := range strings.Split(v, ",") { // a chain: each token
 				if part = strings.TrimSpace(part); len(part) >= 8 {
-					msg = strings.ReplaceAll(msg, part, "[redacted]")
+					q := strconv.Quote(part) // also as a Go-quoted string
+					msg = strings.ReplaceAll(strings.ReplaceAll(msg, q[1:len(q)-1], "[redacted]"), part, "[redacted]")
 				}
 			}
 			if u, err := url.Parse(strings.TrimSpace(v)); err == nil && u.User != nil {
@@ -371,7 +386,7 @@ func fileError(flagName, path string, err error) error {
 	if errors.As(err, &pe) {
 		err = pe.Err
 	}
-	return usagef("", "%s %q: %v", what, path, err)
+	return usagef("", "%s %s: %v", what, describeArg(path), err)
 }
 
 // mustExist refuses a database or file that a read-only command would
@@ -383,14 +398,11 @@ func mustExist(flagName, path string) error {
 	return nil
 }
 
-// isTerminal reports whether r is an interactive terminal.
+// isTerminal reports whether r is an interactive terminal (not merely a
+// character device: /dev/null is one).
 func isTerminal(r io.Reader) bool {
 	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // readStdin reads standard input for what; from a terminal with nothing

@@ -31,7 +31,7 @@ func printGraph(e *env, g *dag.Graph, format string) error {
 	case "text":
 		fmt.Fprint(e.stdout, g.Text())
 	default:
-		return usagef("use --format json, dot, mermaid or text", "unknown --format %q", format)
+		return usagef("use --format json, dot, mermaid or text", "unknown --format %s", describeArg(format))
 	}
 	return nil
 }

@@ -36,7 +36,7 @@ func hashFile(flagName, path string) (string, error) {
 	defer f.Close()
 	h, err := agentctx.HashReader(f)
 	if err != nil {
-		return "", usagef("", "--%s: reading %q: %v", flagName, path, err)
+		return "", usagef("", "--%s: reading %s: %v", flagName, describeArg(path), err)
 	}
 	return h, nil
 }

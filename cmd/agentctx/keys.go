@@ -21,6 +21,11 @@ func cmdKeygen(e *env, args []string) error {
 	if *out == "" {
 		return usagef("example: agentctx keygen --alg EdDSA --kid agent-a-1 --out agent-a.jwk --pub-out agent-a.pub.jwk", "--out is required")
 	}
+	for name, p := range map[string]string{"out": *out, "pub-out": *pubOut} {
+		if err := outputPath(name, p); err != nil {
+			return err
+		}
+	}
 	if *pubOut != "" {
 		if *pubOut == *out {
 			return usagef("", "--pub-out and --out must be different files")

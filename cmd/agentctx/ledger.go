@@ -38,6 +38,8 @@ func openStore(flagName, db string, create bool) (ledger.Store, error) {
 		if err := mustExist(flagName, db); err != nil {
 			return nil, err
 		}
+	} else if err := outputPath(flagName, db); err != nil {
+		return nil, err
 	}
 	s, err := sqlite.Open(db)
 	if err != nil {
@@ -81,7 +83,7 @@ func openLedger(ctx context.Context, e *env, f *ledgerFlags, needKey, needTrust 
 			fmt.Fprintf(e.stderr, "agentctx: warning: ledger key file %q has permissions %#o; use 0600\n", f.key, fi.Mode().Perm())
 		}
 		if signer, err = note.NewSigner(strings.TrimSpace(string(skey))); err != nil {
-			return nil, nil, usagef("the file written by agentctx ledger init --key-out", "--key %q is not a ledger signing key", f.key)
+			return nil, nil, usagef("the file written by agentctx ledger init --key-out", "--key %s is not a ledger signing key", describeArg(f.key))
 		}
 	}
 	store, err := openStore("db", f.db, false)
@@ -131,6 +133,9 @@ func cmdLedgerInit(e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
+	if err := outputPath("key-out", *keyOut); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(*keyOut, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
@@ -320,7 +325,7 @@ func cmdLedgerProve(e *env, args []string) error {
 	case *jti != "":
 		es, err := l.Get(ctx, *jti, *wid)
 		if err != nil {
-			return failf("task %q: %v", *jti, err)
+			return failf("task %s: %v", describeArg(*jti), err)
 		}
 		*index = int64(es[len(es)-1].Index)
 	case *index < 0:
@@ -416,7 +421,7 @@ func cmdLedgerWorkflow(e *env, args []string) error {
 		return failf("%v", err)
 	}
 	if len(g.Nodes) == 0 {
-		return failf("workflow %q has no entries", *wid)
+		return failf("workflow %s has no entries", describeArg(*wid))
 	}
 	return printGraph(e, g, *format)
 }
@@ -439,7 +444,7 @@ func readVerifierKey(path string) (string, error) {
 	}
 	vkey = strings.TrimSpace(string(b))
 	if _, err := note.NewVerifier(vkey); err != nil {
-		return "", usagef("the file written by agentctx ledger init (or ledger pubkey)", "--ledger-key-file %q does not hold a note verifier key", path)
+		return "", usagef("the file written by agentctx ledger init (or ledger pubkey)", "--ledger-key-file %s does not hold a note verifier key", describeArg(path))
 	}
 	return vkey, nil
 }
@@ -567,7 +572,7 @@ func cmdCheckpointVerify(e *env, args []string) error {
 			Proof [][]byte `json:"proof"`
 		}
 		if err := json.Unmarshal(pb, &pr); err != nil || pr.Proof == nil {
-			return usagef("give the JSON that agentctx ledger prove --from S1 --to S2 prints", "--proof %q is not a consistency proof", *proofF)
+			return usagef("give the JSON that agentctx ledger prove --from S1 --to S2 prints", "--proof %s is not a consistency proof", describeArg(*proofF))
 		}
 		oc, nc, err := ledger.VerifyConsistency(vkey, ob, nb, pr.Proof)
 		if err != nil {
@@ -605,7 +610,7 @@ func cmdReceiptVerify(e *env, args []string) error {
 	}
 	rs := parseReceipts(rb)
 	if len(rs) != 1 {
-		return usagef("give one receipt (a line of ledger append, or the output of ledger prove)", "--receipt %q holds %d receipts", *rfile, len(rs))
+		return usagef("give one receipt (a line of ledger append, or the output of ledger prove)", "--receipt %s holds %d receipts", describeArg(*rfile), len(rs))
 	}
 	r := *rs[0]
 	if err := ledger.VerifyReceipt(vkey, &r, []byte(tok)); err != nil {

@@ -196,7 +196,7 @@ func dispatch(e *env, args []string) error {
 func find(args []string) (*command, []string, error) {
 	c := root.sub(args[0])
 	if c == nil {
-		return nil, nil, usagef("run \"agentctx help\" for the list of commands", "unknown command %q", args[0])
+		return nil, nil, usagef("run \"agentctx help\" for the list of commands", "unknown command %s", describeArg(args[0]))
 	}
 	args = args[1:]
 	for c.subs != nil {
@@ -205,7 +205,7 @@ func find(args []string) (*command, []string, error) {
 		}
 		s := c.sub(args[0])
 		if s == nil {
-			return nil, nil, usagef(fmt.Sprintf("subcommands of %s: %s", c.name, c.subNames()), "unknown %s subcommand %q", c.name, args[0])
+			return nil, nil, usagef(fmt.Sprintf("subcommands of %s: %s", c.name, c.subNames()), "unknown %s subcommand %s", c.name, describeArg(args[0]))
 		}
 		c, args = s, args[1:]
 	}

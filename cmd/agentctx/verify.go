@@ -230,12 +230,12 @@ func cmdVerify(e *env, args []string) error {
 	case "record":
 		phase = act.PhaseRecord
 	default:
-		return usagef("use --phase mandate or --phase record", "unknown --phase %q", *phaseFlag)
+		return usagef("use --phase mandate or --phase record", "unknown --phase %s", describeArg(*phaseFlag))
 	}
 	switch *kind {
 	case "", "ect", "act":
 	default:
-		return usagef("use --kind ect or --kind act, or leave it out to take each token's typ", "unknown --kind %q", *kind)
+		return usagef("use --kind ect or --kind act, or leave it out to take each token's typ", "unknown --kind %s", describeArg(*kind))
 	}
 	if *phaseFlag != "" && *kind == "ect" {
 		return usagef("--phase goes with ACTs", "--phase is only for ACT")
