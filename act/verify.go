@@ -334,7 +334,7 @@ func (v *Verifier) checkRecord(ctx context.Context, res *Result, p *parsed, supp
 	skew := v.cfg.Skew
 	// SPEC: ACT-R3 iat <= exec_ts <= exp + skew; time checks as of exec_ts.
 	if r.ExecTS.After(now.Add(skew)) {
-		return errf(agentctx.CodeInvalidClaim, "ACT-R3", "exec_ts", "exec_ts is %s in the future", r.ExecTS.Sub(now).Round(time.Second))
+		return errf(agentctx.CodeInvalidClaim, "ACT-R3", "exec_ts", "exec_ts is %s in the future", wire.Duration(r.ExecTS.Sub(now)))
 	}
 	if err := execWindow(r, skew); err != nil {
 		return err
@@ -396,7 +396,7 @@ func execWindow(r *Record, skew time.Duration) error {
 		return errf(agentctx.CodeInvalidClaim, "ACT-R3", "exec_ts", "exec_ts is before the mandate's iat")
 	}
 	if r.ExecTS.After(r.Expiry.Add(skew)) {
-		return errf(agentctx.CodeExpired, "ACT-R3", "exec_ts", "the mandate expired %s before the work finished", r.ExecTS.Sub(r.Expiry).Round(time.Second))
+		return errf(agentctx.CodeExpired, "ACT-R3", "exec_ts", "the mandate expired %s before the work finished", wire.Duration(r.ExecTS.Sub(r.Expiry)))
 	}
 	return nil
 }

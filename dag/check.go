@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/internal/wire"
 )
 
 // Defaults of the rules.
@@ -130,7 +131,7 @@ func (c *Checker) Check(ctx context.Context, n Node) (*Verdict, error) {
 		}
 		// SPEC: DAG-3 time order, with skew.
 		if pn.Time.After(n.Time.Add(c.cfg.Skew)) {
-			return nil, fail(agentctx.CodeDAGTimeOrder, "DAG-3", "predecessor %q is %s later than this task", p, pn.Time.Sub(n.Time).Round(time.Second))
+			return nil, fail(agentctx.CodeDAGTimeOrder, "DAG-3", "predecessor %q is %s later than this task", p, wire.Duration(pn.Time.Sub(n.Time)))
 		}
 		// SPEC: DAG-6 policy of predecessors.
 		if pn.PolicyDecision == "rejected" || pn.PolicyDecision == "pending_human_review" {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/agentctx/agentctx/internal/wire"
 )
 
 // Edge is one dependency: From is a predecessor of To.
@@ -159,6 +161,29 @@ func (g *Graph) MarshalJSON() ([]byte, error) {
 	}{nodes, edges, nz(g.Roots), nz(g.Leaves), nz(g.CriticalPath), nz(g.Missing)})
 }
 
+// order returns the node indexes with the roots first: a topological order
+// (predecessors before successors, ties in time order), then any node on a
+// cycle.
+func (g *Graph) order() []int {
+	byID := make(map[string]int, len(g.Nodes))
+	for i, n := range g.Nodes {
+		byID[norm(n.JTI)] = i
+	}
+	o := g.topoOrder(byID)
+	if len(o) < len(g.Nodes) {
+		in := make([]bool, len(g.Nodes))
+		for _, i := range o {
+			in[i] = true
+		}
+		for i := range g.Nodes {
+			if !in[i] {
+				o = append(o, i)
+			}
+		}
+	}
+	return o
+}
+
 func short(id string) string {
 	if len(id) > 8 {
 		return id[:8]
@@ -167,11 +192,11 @@ func short(id string) string {
 }
 
 func label(n Node) string {
-	act := n.ExecAct
+	act := wire.Printable(n.ExecAct)
 	if act == "" {
 		act = "mandate"
 	}
-	l := fmt.Sprintf("%s\\n%s %s", act, n.Kind, short(n.JTI))
+	l := fmt.Sprintf("%s\\n%s %s", act, n.Kind, wire.Printable(short(n.JTI)))
 	if n.Status == "failed" {
 		l += "\\nFAILED"
 	}
@@ -226,11 +251,12 @@ func (g *Graph) Mermaid() string {
 		return v
 	}
 	b.WriteString("flowchart LR\n")
-	for _, n := range g.Nodes {
+	for _, i := range g.order() { // roots first
+		n := g.Nodes[i]
 		fmt.Fprintf(&b, "  %s[\"%s\"]\n", id(n.JTI), strings.ReplaceAll(strings.ReplaceAll(label(n), `"`, "'"), `\n`, "<br/>"))
 	}
 	for _, m := range g.Missing {
-		fmt.Fprintf(&b, "  %s[/\"missing %s\"/]\n", id(m), short(m))
+		fmt.Fprintf(&b, "  %s[/\"missing %s\"/]\n", id(m), wire.Printable(short(m)))
 	}
 	for _, e := range g.Edges {
 		fmt.Fprintf(&b, "  %s --> %s\n", id(e.From), id(e.To))
@@ -242,7 +268,8 @@ func (g *Graph) Mermaid() string {
 // then roots, leaves and the critical path.
 func (g *Graph) Text() string {
 	var b strings.Builder
-	for _, n := range g.Nodes {
+	for _, i := range g.order() { // roots first
+		n := g.Nodes[i]
 		act := n.ExecAct
 		if act == "" {
 			act = "(mandate)"
@@ -257,7 +284,7 @@ func (g *Graph) Text() string {
 		}
 		extra := ""
 		if n.Status != "" {
-			extra = " status=" + n.Status
+			extra = " status=" + wire.Printable(n.Status)
 		}
 		if n.Partial {
 			extra += " PARTIAL"
@@ -266,7 +293,7 @@ func (g *Graph) Text() string {
 		if n.Kind == KindACTRecord && n.Subject != "" {
 			who = n.Subject // a record is the executor's statement
 		}
-		fmt.Fprintf(&b, "  %s  %-12s %-20s by %s (%s)%s\n", n.JTI, n.Kind, act, who, after, extra)
+		fmt.Fprintf(&b, "  %s  %-12s %-20s by %s (%s)%s\n", wire.Printable(n.JTI), n.Kind, wire.Printable(act), wire.Printable(who), wire.Printable(after), extra)
 	}
 	shorts := func(ids []string) string {
 		out := make([]string, len(ids))
@@ -275,9 +302,9 @@ func (g *Graph) Text() string {
 		}
 		return strings.Join(out, ", ")
 	}
-	fmt.Fprintf(&b, "  roots: %s\n  leaves: %s\n  critical path: %s\n", shorts(g.Roots), shorts(g.Leaves), strings.ReplaceAll(shorts(g.CriticalPath), ", ", " -> "))
+	fmt.Fprintf(&b, "  roots: %s\n  leaves: %s\n  critical path: %s\n", wire.Printable(shorts(g.Roots)), wire.Printable(shorts(g.Leaves)), wire.Printable(strings.ReplaceAll(shorts(g.CriticalPath), ", ", " -> ")))
 	if len(g.Missing) > 0 {
-		fmt.Fprintf(&b, "  missing predecessors: %s\n", shorts(g.Missing))
+		fmt.Fprintf(&b, "  missing predecessors: %s\n", wire.Printable(shorts(g.Missing)))
 	}
 	return b.String()
 }

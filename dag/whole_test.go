@@ -3,6 +3,7 @@ package dag_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -82,5 +83,28 @@ func BenchmarkGraph100k(b *testing.B) {
 		if len(g.CriticalPath) != len(nodes) {
 			b.Fatal("path")
 		}
+	}
+}
+
+// TestViewsSafeAndRootsFirst: text views escape control characters from
+// tokens (an iss cannot forge lines or drive a terminal), and the text and
+// Mermaid views list roots first.
+func TestViewsSafeAndRootsFirst(t *testing.T) {
+	a := ectNode(1, 10*time.Second)
+	a.Issuer = "evil\x1b[31m\nFAKE LINE\u2028"
+	b := ectNode(2, 0)
+	c := ectNode(3, 5*time.Second, 1) // after a, though earlier in time (within skew)
+	g := dag.NewGraph([]dag.Node{a, b, c})
+	text := g.Text()
+	if strings.ContainsAny(text, "\x1b\u2028") || strings.Contains(text, "\nFAKE LINE") || !strings.Contains(text, `evil\u001b[31m\u000aFAKE LINE\u2028`) {
+		t.Fatalf("text view not escaped:\n%s", text)
+	}
+	lines := strings.Split(text, "\n")
+	if !strings.Contains(lines[0], id(2)) || !strings.Contains(lines[1], id(1)) || !strings.Contains(lines[2], id(3)) {
+		t.Fatalf("roots first:\n%s", text)
+	}
+	m := g.Mermaid()
+	if strings.Index(m, "step1") > strings.Index(m, "step3") {
+		t.Fatalf("mermaid lists a successor before its root:\n%s", m)
 	}
 }

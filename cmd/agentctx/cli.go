@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/agentctx/agentctx/internal/wire"
 )
 
 // This file is the one interface every command shares: how flags, the
@@ -337,29 +339,9 @@ func redact(msg string, args []string) string {
 	return msg
 }
 
-// safeText escapes the control characters of s (an iss with ESC, CR or LF
-// could forge lines on a terminal): every text view goes through it.
-func safeText(s string) string {
-	clean := true
-	for _, r := range s {
-		if r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029' {
-			fmt.Fprintf(&b, `\u%04x`, r)
-			continue
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// safeText escapes the control characters of s (see wire.Printable): every
+// text view goes through it.
+func safeText(s string) string { return wire.Printable(s) }
 
 // readFileArg reads the file named by flag (or an @FILE argument) without
 // ever echoing a value that is not a path. A missing file is exit 2 naming

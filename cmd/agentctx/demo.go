@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -24,10 +25,30 @@ import (
 // embedded ledger, its receipt checked offline with the ledger's public key
 // alone; then the ledger is audited and the workflow's DAG printed.
 func cmdDemo(e *env, args []string) error {
-	fs := newFlags(e, "demo", "demo [--ledger FILE]")
-	ledgerPath := fs.String("ledger", "", "keep the ledger in this SQLite file (default: a temporary directory)")
-	if err := parseFlags(fs, args); err != nil {
+	fs := newFlags(e, "demo", "demo [--dir DIR] [--ledger FILE]")
+	dirFlag := fs.String("dir", "", "keep everything in DIR (created, must be new or empty): the agents' keys, trust.json, the ledger and its keys, the tokens")
+	ledgerPath := fs.String("ledger", "", "keep only the ledger, in this SQLite file (default: a temporary directory)")
+	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
+	}
+	keep := *dirFlag
+	if keep != "" {
+		if err := os.MkdirAll(keep, 0o755); err != nil {
+			return fileError("dir", keep, err)
+		}
+		if ents, _ := os.ReadDir(keep); len(ents) > 0 {
+			return usagef("give a new or empty --dir", "--dir %s is not empty", describeArg(keep))
+		}
+		*ledgerPath = filepath.Join(keep, "ledger.db")
+	}
+	write := func(name string, data []byte, mode os.FileMode) error {
+		if keep == "" {
+			return nil
+		}
+		if err := os.WriteFile(filepath.Join(keep, name), data, mode); err != nil {
+			return failf("writing %s: %v", name, err)
+		}
+		return nil
 	}
 	const (
 		idA, idB, idC, idD = "spiffe://example.com/agent/a", "spiffe://example.com/agent/b", "spiffe://example.com/agent/c", "spiffe://example.com/agent/d"
@@ -46,6 +67,28 @@ func cmdDemo(e *env, args []string) error {
 		keys[id] = k
 		if err := trusted.Add(trust.Binding{ID: id}, k.Public()); err != nil {
 			return failf("%v", err)
+		}
+		if keep != "" {
+			j, err := k.MarshalJWK()
+			if err != nil {
+				return failf("%v", err)
+			}
+			if err := write(fmt.Sprintf("agent-%c.jwk", 'a'+i), append(j, '\n'), 0o600); err != nil {
+				return err
+			}
+		}
+	}
+	if keep != "" {
+		var entries []string
+		for _, id := range []string{idA, idB, idC, idD} {
+			pub, err := trust.PublicJWK(keys[id].Public())
+			if err != nil {
+				return failf("%v", err)
+			}
+			entries = append(entries, fmt.Sprintf(`{"id":%q,"keys":[%s]}`, id, pub))
+		}
+		if err := write("trust.json", []byte(`{"issuers":[`+strings.Join(entries, ",")+"]}\n"), 0o644); err != nil {
+			return err
 		}
 	}
 
@@ -70,6 +113,12 @@ func cmdDemo(e *env, args []string) error {
 	}
 	if err := ledger.Create(ctx, store, ledgerID, vkey); err != nil {
 		return failf("%v (use a new --ledger file)", err)
+	}
+	if err := write("ledger.key", []byte(skey+"\n"), 0o600); err != nil {
+		return err
+	}
+	if err := write("ledger.vkey", []byte(vkey+"\n"), 0o644); err != nil {
+		return err
 	}
 	signer, err := note.NewSigner(skey)
 	if err != nil {
@@ -149,6 +198,9 @@ func cmdDemo(e *env, args []string) error {
 
 	// Everything goes to the ledger in one group commit.
 	toks := []string{tokA, tokB, mandate, record, tokD}
+	if err := write("tokens.txt", []byte(strings.Join(toks, "\n")+"\n"), 0o644); err != nil {
+		return err
+	}
 	inputs := make([]ledger.Input, len(toks))
 	for i, t := range toks {
 		inputs[i] = ledger.Input{Token: t}
@@ -184,12 +236,17 @@ func cmdDemo(e *env, args []string) error {
 		return failf("audit: %v", err)
 	}
 	cp, _ := l.Checkpoint(ctx)
-	say("\n== audit: %d entries, %d checkpoints, every token re-verified: intact\n%s", rep.Size, rep.Checkpoints, cp)
+	say("\n== audit: %s, %s, every token re-verified: intact\n%s", plural(rep.Size, "entry", "entries"), plural(uint64(rep.Checkpoints), "checkpoint", "checkpoints"), cp)
 	g, err := l.Workflow(ctx, wid)
 	if err != nil {
 		return failf("%v", err)
 	}
 	say("== DAG of workflow %s", wid)
 	fmt.Fprint(e.stdout, g.Text())
+	if keep != "" {
+		say("\n== kept in %s: agent-a..d.jwk, trust.json, ledger.db, ledger.key, ledger.vkey, tokens.txt; continue with\n"+
+			"  agentctx ledger verify --db %s --trust %s --ledger-key-file %s\n  agentctx ledger workflow --db %s --wid %s --format text",
+			keep, filepath.Join(keep, "ledger.db"), filepath.Join(keep, "trust.json"), filepath.Join(keep, "ledger.vkey"), filepath.Join(keep, "ledger.db"), wid)
+	}
 	return nil
 }

@@ -178,16 +178,16 @@ func (s *Set) CheckExpAfterIat(r Rules) error {
 // iat not in the future, and iat not older than maxAge (0: no limit).
 func (s *Set) CheckTimes(now time.Time, skew, maxAge time.Duration) error {
 	if !s.Exp.Add(skew).After(now) {
-		return agentctx.Errorf(agentctx.CodeExpired, "ECT-V8", "exp", "token expired %s ago", now.Sub(s.Exp).Round(time.Second))
+		return agentctx.Errorf(agentctx.CodeExpired, "ECT-V8", "exp", "token expired %s ago", wire.Duration(now.Sub(s.Exp)))
 	}
 	if s.Has&Nbf != 0 && s.Nbf.After(now.Add(skew)) {
-		return agentctx.Errorf(agentctx.CodeNotYetValid, "ECT-V8", "nbf", "token is not valid for another %s", s.Nbf.Sub(now).Round(time.Second))
+		return agentctx.Errorf(agentctx.CodeNotYetValid, "ECT-V8", "nbf", "token is not valid for another %s", wire.Duration(s.Nbf.Sub(now)))
 	}
 	if s.Iat.After(now.Add(skew)) {
-		return agentctx.Errorf(agentctx.CodeIATInFuture, "ECT-V9", "iat", "token issued %s in the future", s.Iat.Sub(now).Round(time.Second))
+		return agentctx.Errorf(agentctx.CodeIATInFuture, "ECT-V9", "iat", "token issued %s in the future", wire.Duration(s.Iat.Sub(now)))
 	}
 	if maxAge > 0 && s.Iat.Before(now.Add(-maxAge)) {
-		return agentctx.Errorf(agentctx.CodeTooOld, "ECT-V9", "iat", "token issued %s ago, the limit is %s", now.Sub(s.Iat).Round(time.Second), maxAge)
+		return agentctx.Errorf(agentctx.CodeTooOld, "ECT-V9", "iat", "token issued %s ago, the limit is %s", wire.Duration(now.Sub(s.Iat)), wire.Duration(maxAge))
 	}
 	return nil
 }

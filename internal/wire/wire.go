@@ -7,7 +7,9 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -119,4 +121,47 @@ func String(m jsonx.Member) (string, bool) {
 		return "", false
 	}
 	return jsonx.DecodeString(m.Value)
+}
+
+// Duration renders d for messages, rounded to what a person reads: seconds
+// under a minute (42s), minutes and seconds under an hour (3m2s), hours and
+// minutes under two days (26h5m), days and hours beyond (1113d7h).
+func Duration(d time.Duration) string {
+	if d < 0 {
+		d = -d
+	}
+	switch {
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return strings.TrimSuffix(d.Round(time.Minute).String(), "0s")
+	}
+	d = d.Round(time.Hour)
+	days, hours := int64(d/(24*time.Hour)), int64(d%(24*time.Hour)/time.Hour)
+	if hours == 0 {
+		return fmt.Sprintf("%dd", days)
+	}
+	return fmt.Sprintf("%dd%dh", days, hours)
+}
+
+// Printable returns s with its control characters (C0 but tab, DEL, C1, and
+// the Unicode line and paragraph separators) escaped as \uXXXX, so that a
+// value from a token (an iss with ESC, CR or LF) cannot forge lines or
+// drive a terminal in a text view.
+func Printable(s string) string {
+	bad := func(r rune) bool {
+		return r < 0x20 && r != '\t' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == '\u2028' || r == '\u2029'
+	}
+	if strings.IndexFunc(s, bad) < 0 {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if bad(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
