@@ -197,3 +197,19 @@ func TestStdinTerminal(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// TestEveryCommandHelp: -h on every command and subcommand prints its usage
+// on standard output and exits 0.
+func TestEveryCommandHelp(t *testing.T) {
+	dir := t.TempDir()
+	names := commandNames()
+	if len(names) < 20 {
+		t.Fatalf("%d commands", len(names))
+	}
+	for _, name := range names {
+		out, stderr, code := cli(t, dir, "", append(strings.Fields(name), "-h")...)
+		if code != 0 || !strings.HasPrefix(out, "Usage: agentctx "+name) || stderr != "" {
+			t.Errorf("%s -h: exit %d, stdout %q, stderr %q", name, code, out, stderr)
+		}
+	}
+}

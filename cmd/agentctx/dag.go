@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/agentctx/agentctx"
@@ -58,26 +56,28 @@ func cmdDag(e *env, args []string) error {
 	format := fs.String("format", "text", "json, dot, mermaid or text")
 	batch := fs.String("batch", "", "read one token per line from FILE (- for standard input)")
 	partial := fs.Bool("partial", false, "accept tokens whose predecessors are not given")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	toks := fs.Args()
-	if *batch != "" {
-		in := e.stdin
-		if *batch != "-" {
-			f, err := os.Open(*batch)
-			if err != nil {
-				return usagef("", "%v", err)
-			}
-			defer f.Close()
-			in = f
+	var toks []string
+	for _, a := range fs.Args() {
+		tok, err := readToken(e, "", a)
+		if err != nil {
+			return err
 		}
-		sc := bufio.NewScanner(in)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			if l := strings.TrimSpace(sc.Text()); l != "" {
-				toks = append(toks, l)
+		toks = append(toks, tok)
+	}
+	if *batch != "" {
+		lines, err := readBatch(e, *batch)
+		if err != nil {
+			return err
+		}
+		for i, l := range lines {
+			if l.tooLong {
+				return failf("line %d: %s", i+1, describe(tooLongErr()))
 			}
+			toks = append(toks, strings.TrimSpace(l.text))
 		}
 	}
 	if len(toks) == 0 {

@@ -115,6 +115,7 @@ func cmdLedgerInit(e *env, args []string) error {
 	writer := fs.String("writer-role", "", "PostgreSQL: the role the ledger appends as; it gets only SELECT and INSERT")
 	id := fs.String("id", "", "the ledger's identity, e.g. spiffe://example.com/system/ledger (the checkpoint origin)")
 	keyOut := fs.String("key-out", "", "file to write the ledger's private signing key to (mode 0600; never overwritten)")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -167,6 +168,7 @@ func cmdLedgerPubkey(e *env, args []string) error {
 	fs := newFlags(e, "ledger pubkey", "ledger pubkey --db X")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -204,6 +206,7 @@ func cmdLedgerAppend(e *env, args []string) error {
 	fs.BoolVar(&f.partial, "partial", false, "accept tokens whose predecessors are missing, flagged partial (DAG-2)")
 	fs.Var(&f.now, "now", "receipt time: Unix seconds or RFC 3339 (default: the system clock; never before the previous entry's)")
 	batch := fs.String("batch", "", "append one input per line of FILE (- for standard input), group-committed")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -273,6 +276,7 @@ func cmdLedgerCheckpoint(e *env, args []string) error {
 	fs := newFlags(e, "ledger checkpoint", "ledger checkpoint --db X")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -302,6 +306,7 @@ func cmdLedgerProve(e *env, args []string) error {
 	wid := fs.String("wid", "", "workflow id, with --jti")
 	from := fs.Uint64("from", 0, "consistency proof: older size")
 	to := fs.Uint64("to", 0, "consistency proof: newer size")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -404,6 +409,7 @@ func cmdLedgerWorkflow(e *env, args []string) error {
 	fs.StringVar(&f.db, "db", "", "the ledger database")
 	wid := fs.String("wid", "", "workflow id")
 	format := fs.String("format", "json", "json, dot, mermaid or text")
+	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}

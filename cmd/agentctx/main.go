@@ -200,7 +200,10 @@ func find(args []string) (*command, []string, error) {
 	}
 	args = args[1:]
 	for c.subs != nil {
-		if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
+			return groupHelp(c), nil, nil
+		}
+		if len(args) == 0 {
 			return nil, nil, usagef(fmt.Sprintf("subcommands of %s: %s", c.name, c.subNames()), "agentctx %s needs a subcommand", c.name)
 		}
 		s := c.sub(args[0])
@@ -212,6 +215,18 @@ func find(args []string) (*command, []string, error) {
 	return c, args, nil
 }
 
+// groupHelp is the help of a group of subcommands (agentctx ledger -h).
+func groupHelp(c *command) *command {
+	return &command{name: c.name, run: func(e *env, _ []string) error {
+		fmt.Fprintf(e.stdout, "Usage: agentctx %s SUBCOMMAND [flags]\n\nSubcommands:\n", c.name)
+		for _, s := range c.subs {
+			fmt.Fprintf(e.stdout, "  %-14s %s\n", s.name, s.summary)
+		}
+		fmt.Fprintf(e.stdout, "\nRun \"agentctx %s SUBCOMMAND -h\" for its flags.\n", c.name)
+		return nil
+	}}
+}
+
 func cmdHelp(e *env, args []string) error {
 	switch {
 	case len(args) == 0:
@@ -220,6 +235,10 @@ func cmdHelp(e *env, args []string) error {
 	case args[0] == "exit-codes":
 		fmt.Fprint(e.stdout, exitCodes)
 		return nil
+	}
+	c := root.sub(args[0])
+	if c != nil && len(c.subs) > 0 && len(args) == 1 {
+		return groupHelp(c).run(e, nil)
 	}
 	c, _, err := find(args)
 	if err != nil {
