@@ -59,6 +59,11 @@ const (
 	CodeApprovalRequired    Code = "approval_required"
 	CodeIdentityMismatch    Code = "identity_mismatch"
 
+	// Transport (spec/transport.md).
+	CodeWITInvalid     Code = "wit_invalid"
+	CodeWPTInvalid     Code = "wpt_invalid"
+	CodeHTTPSigInvalid Code = "httpsig_invalid"
+
 	// CodeInternal reports a failure of the verifier itself (a store that
 	// could not be read, for example), not a verdict on the token.
 	CodeInternal Code = "internal_error"
@@ -75,6 +80,7 @@ func Codes() []Code {
 		CodeDAGWorkflowMismatch, CodeDAGPolicyViolation,
 		CodePhaseError, CodeCapabilityViolation, CodePrivilegeEscalation, CodeDelegationDepth,
 		CodeDelegationBroken, CodeMandateMismatch, CodeMandateUnknown, CodeApprovalRequired, CodeIdentityMismatch,
+		CodeWITInvalid, CodeWPTInvalid, CodeHTTPSigInvalid,
 	}
 }
 

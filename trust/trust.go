@@ -122,6 +122,7 @@ type boundKey struct {
 // concurrent use once built.
 type Set struct {
 	byKid map[string][]boundKey
+	wit   map[string][]Key // trust domain -> WIT issuer keys (TR-4)
 }
 
 // NewSet returns an empty Set.
@@ -186,6 +187,12 @@ type fileJSON struct {
 		JWKSURL   string            `json:"jwks_url"`
 		X509Roots string            `json:"x509_roots"`
 	} `json:"issuers"`
+	WITIssuers []struct {
+		TrustDomain  string            `json:"trust_domain"`
+		Keys         []json.RawMessage `json:"keys"`
+		JWKSURL      string            `json:"jwks_url"`
+		SPIFFEBundle string            `json:"spiffe_bundle"`
+	} `json:"wit_issuers"`
 	Keys []json.RawMessage `json:"keys"`
 	Kty  string            `json:"kty"`
 }
@@ -210,13 +217,30 @@ func ParseFile(data []byte) (*Set, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("trust file is not valid JSON: %w", err)
 	}
-	if f.Issuers == nil {
+	if f.Issuers == nil && f.WITIssuers == nil {
 		if f.Keys != nil || f.Kty != "" {
 			return nil, ErrPlainJWKS
 		}
 		return nil, errors.New("trust file has no \"issuers\" list")
 	}
 	s := NewSet()
+	for i, e := range f.WITIssuers {
+		if e.JWKSURL != "" || e.SPIFFEBundle != "" {
+			return nil, fmt.Errorf("trust file wit_issuers entry %d: jwks_url and spiffe_bundle are not supported by this build", i)
+		}
+		if len(e.Keys) == 0 {
+			return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, errNoWIT)
+		}
+		for j, raw := range e.Keys {
+			k, err := ParseJWK(raw)
+			if err != nil {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d key %d: %w", i, j, err)
+			}
+			if err := s.AddWIT(e.TrustDomain, k); err != nil {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, err)
+			}
+		}
+	}
 	for i, e := range f.Issuers {
 		if e.JWKSURL != "" || e.X509Roots != "" {
 			return nil, fmt.Errorf("trust file entry %d: jwks_url and x509_roots entries are not supported by this build", i)
