@@ -85,6 +85,9 @@ func CreateWPT(key crypto.Signer, alg string, c WPTClaims, now time.Time) (strin
 
 // Request is what ValidateWPT needs of the request the WPT came with.
 type Request struct {
+	// Audience is the receiver's configured URI for this request (the
+	// target URI without query); "" takes Config.Audience.
+	Audience string
 	// Fields are the request's other fields that a WPT may cover, lower-case
 	// name -> value as sent (one field line each): execution-context,
 	// act-mandate, act-record, txn-token, and any configured KnownOther.
@@ -110,7 +113,11 @@ func wptErr(claim, format string, args ...any) error {
 // tth, oth, then the replay of its jti (recorded only when everything else
 // passed).
 func (v *Validator) ValidateWPT(_ context.Context, token string, wit *WIT, req Request) (*WPT, error) {
-	if v.cfg.Audience == "" {
+	audience := req.Audience
+	if audience == "" {
+		audience = v.cfg.Audience
+	}
+	if audience == "" {
 		return nil, wptErr("aud", "the receiver has no configured URI to check aud against")
 	}
 	t, err := jws.Parse(strings.TrimSpace(token), DefaultMaxLength)
@@ -167,8 +174,8 @@ func (v *Validator) ValidateWPT(_ context.Context, token string, wit *WIT, req R
 		}
 	}
 	// SPEC: TR-6 aud equals the configured URI, never Host.
-	if !slices.Contains(aud, v.cfg.Audience) {
-		return nil, agentctx.Errorf(agentctx.CodeAudienceMismatch, "TR-6", "aud", "the WPT is for %q, this receiver is %q", strings.Join(aud, ", "), v.cfg.Audience)
+	if !slices.Contains(aud, audience) {
+		return nil, agentctx.Errorf(agentctx.CodeAudienceMismatch, "TR-6", "aud", "the WPT is for %q, this receiver is %q", strings.Join(aud, ", "), audience)
 	}
 	now := v.cfg.Clock()
 	switch {

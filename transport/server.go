@@ -1,0 +1,552 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
+	"github.com/agentctx/agentctx/dag"
+	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/httpsig"
+	"github.com/agentctx/agentctx/replay"
+	"github.com/agentctx/agentctx/trust"
+	"github.com/agentctx/agentctx/wimse"
+)
+
+// ServerConfig holds what the middleware needs. ID, Key, Trust, WITTrust,
+// Audience and Clock are required; zero tunables take the defaults.
+type ServerConfig struct {
+	// ID is the server's identity: the audience its callers' ECTs name, and
+	// the iss of the ECTs it signs. Required.
+	ID string
+	// Key signs the server's ECTs and, with WIT, its response signatures.
+	// Required.
+	Key *trust.SigningKey
+	// WIT is the server's own WIT (for signed responses); "" when it has
+	// none.
+	WIT string
+	// Trust resolves the keys of ECT and ACT issuers without a WIT (and of
+	// inline predecessors). Required.
+	Trust trust.Resolver
+	// WITTrust resolves the WIT issuer keys of each trust domain. Required.
+	WITTrust trust.WITResolver
+	// Audience returns the URI a request's proof must name (the configured
+	// public URL of the path, without query): never Host (TR-6). Required.
+	Audience func(r *http.Request) string
+	// Clock returns the current time. Required.
+	Clock func() time.Time
+
+	Policy Policy // Require by default
+	Proof  Proof  // ProofAny by default
+	// SignResponses signs every response, not only when the request asks.
+	SignResponses bool
+	// Action names the response ECT's exec_act; nil means "<METHOD> <path>".
+	Action func(r *http.Request) string
+	// Sink receives every token the middleware signs; nil: none.
+	Sink Sink
+	// Replay is the cache of ECT jtis; Nonces of WPT jtis and signature
+	// nonces. nil gives the middleware its own.
+	Replay, Nonces *replay.Cache
+	// KnownOther are further fields a WPT oth may cover.
+	KnownOther []string
+	// Legacy accepts the older forms (wpt-01 Workload-Proof-Token and ath,
+	// http-signature -06 @request-target).
+	Legacy bool
+	// MaxValues and MaxFieldSize bound Execution-Context (TR-1); MaxBody
+	// bounds the request and response bodies the middleware hashes.
+	MaxValues, MaxFieldSize int
+	MaxBody                 int64
+	// Log receives one line per refused request (codes, jti and token
+	// hashes only); nil: slog's default.
+	Log *slog.Logger
+}
+
+// Verified is what the middleware verified about a request, handed to the
+// handler through the request's context (FromContext).
+type Verified struct {
+	WIT          *wimse.WIT    // the caller's WIT; nil without one (policy)
+	Proof        string        // "wpt", "httpsig" or "" (none)
+	ECT          *ect.Result   // the caller's ECT; nil without one
+	Preds        []*ect.Result // inline predecessor ECTs (TR-1)
+	Mandate      *act.Result   // a verified ACT mandate (ACT-Mandate); nil without one
+	Record       *act.Result   // a verified ACT record (ACT-Record); nil without one
+	Body         []byte        // the exact request body
+	SignResponse bool          // the caller asked for a signed response
+	nonce        string
+	task         *Task
+	skip         bool
+	mu           sync.Mutex
+}
+
+// Task is what the handler did, for the response ECT; zero fields take the
+// defaults (exec_act from the configuration, pred the caller's ECT).
+type Task struct {
+	ExecAct string
+	Pred    []string
+	Ext     []byte // ect_ext JSON object
+}
+
+type ctxKey struct{}
+
+// FromContext returns the verified request of ctx, or nil.
+func FromContext(ctx context.Context) *Verified {
+	v, _ := ctx.Value(ctxKey{}).(*Verified)
+	return v
+}
+
+// SetTask tells the middleware what task the handler performed.
+func SetTask(ctx context.Context, t Task) {
+	if v := FromContext(ctx); v != nil {
+		v.mu.Lock()
+		v.task = &t
+		v.mu.Unlock()
+	}
+}
+
+// SkipTask tells the middleware that no work was done (an upstream that
+// failed): no ECT is signed for the response.
+func SkipTask(ctx context.Context) {
+	if v := FromContext(ctx); v != nil {
+		v.mu.Lock()
+		v.skip = true
+		v.mu.Unlock()
+	}
+}
+
+// Middleware is the server side of TR-9. It is safe for concurrent use.
+type Middleware struct {
+	cfg  ServerConfig
+	wits *wimse.Validator
+	ectV *ect.Verifier // evidence of inline predecessors and ECTs without a WIT
+	actV *act.Verifier
+}
+
+// ErrConfig is wrapped by every configuration error of NewMiddleware.
+var ErrConfig = errors.New("transport: invalid configuration")
+
+// NewMiddleware checks cfg and returns the middleware.
+func NewMiddleware(cfg ServerConfig) (*Middleware, error) {
+	switch {
+	case cfg.ID == "":
+		return nil, fmt.Errorf("%w: ID is required (the server's identity)", ErrConfig)
+	case cfg.Key == nil:
+		return nil, fmt.Errorf("%w: Key is required (signs the response ECTs)", ErrConfig)
+	case cfg.Trust == nil || cfg.WITTrust == nil:
+		return nil, fmt.Errorf("%w: Trust and WITTrust are required", ErrConfig)
+	case cfg.Audience == nil:
+		return nil, fmt.Errorf("%w: Audience is required (the configured URI proofs must name)", ErrConfig)
+	case cfg.Clock == nil:
+		return nil, fmt.Errorf("%w: Clock is required", ErrConfig)
+	}
+	if cfg.MaxValues == 0 {
+		cfg.MaxValues = DefaultMaxValues
+	}
+	if cfg.MaxFieldSize == 0 {
+		cfg.MaxFieldSize = DefaultMaxFieldSize
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Replay == nil {
+		cfg.Replay = replay.New(replay.DefaultCapacity)
+	}
+	if cfg.Nonces == nil {
+		cfg.Nonces = replay.New(replay.DefaultCapacity)
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Action == nil {
+		cfg.Action = func(r *http.Request) string { return r.Method + " " + r.URL.Path }
+	}
+	m := &Middleware{cfg: cfg}
+	var err error
+	if m.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock, Replay: cfg.Nonces, KnownOther: cfg.KnownOther, Legacy: cfg.Legacy}); err != nil {
+		return nil, err
+	}
+	if m.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+		return nil, err
+	}
+	if m.actV, err = act.NewVerifier(act.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Wrap returns next behind the middleware.
+func (m *Middleware) Wrap(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := m.verify(r)
+		if err != nil {
+			m.cfg.Log.Info("request refused", "method", r.Method, "path", r.URL.Path, "code", agentctx.CodeOf(err), "rule", ruleOf(err))
+			WriteProblem(w, err)
+			return
+		}
+		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
+		rec := &recorder{header: http.Header{}, status: http.StatusOK, max: m.cfg.MaxBody}
+		next.ServeHTTP(rec, r)
+		if rec.overflow {
+			WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeTooLarge, "TR-9", "", "the response body is over %d bytes", m.cfg.MaxBody), http.StatusBadGateway)
+			return
+		}
+		m.respond(w, r, v, rec)
+	})
+}
+
+func ruleOf(err error) string {
+	var e *agentctx.Error
+	if errors.As(err, &e) {
+		return e.Rule
+	}
+	return ""
+}
+
+// verify applies the checks in the order WIT, proof, then the tokens.
+func (m *Middleware) verify(r *http.Request) (*Verified, error) {
+	cfg := &m.cfg
+	ctx := r.Context()
+	v := &Verified{}
+	r.Header.Del("Execution-Context-Verified") // only the proxy sets it, after verification
+	body, err := readBody(r, cfg.MaxBody)
+	if err != nil {
+		return nil, err
+	}
+	v.Body = body
+	ecField, err := oneField(r.Header, HeaderExecutionContext, cfg.MaxFieldSize)
+	if err != nil {
+		return nil, err
+	}
+	mandateField, err := oneField(r.Header, HeaderACTMandate, cfg.MaxFieldSize)
+	if err != nil {
+		return nil, err
+	}
+	recordField, err := oneField(r.Header, HeaderACTRecord, cfg.MaxFieldSize)
+	if err != nil {
+		return nil, err
+	}
+	ects := splitValues(ecField)
+	if len(ects) > cfg.MaxValues {
+		return nil, agentctx.Errorf(agentctx.CodeTooLarge, "TR-1", "", "Execution-Context holds %d values, the limit is %d", len(ects), cfg.MaxValues)
+	}
+	if cfg.Policy == Off {
+		return v, nil
+	}
+	// SPEC: TR-4 the WIT first.
+	witField, err := oneField(r.Header, HeaderWIT, DefaultMaxFieldSize)
+	if err != nil {
+		return nil, err
+	}
+	authz := r.Header.Values("Authorization")
+	if len(authz) > 1 {
+		return nil, agentctx.Errorf(agentctx.CodeMalformed, "TR-6", "", "a request has one Authorization field")
+	}
+	if witField == "" {
+		if len(authz) == 1 && strings.HasPrefix(strings.ToLower(authz[0]), "bearer ") && looksLikeWIT(authz[0][7:]) {
+			return nil, agentctx.Errorf(agentctx.CodeWITInvalid, "TR-4", "", "a WIT is never accepted as a bearer token")
+		}
+		if cfg.Policy == Require {
+			return nil, agentctx.Errorf(agentctx.CodeWITInvalid, "TR-4", "", "the request carries no Workload-Identity-Token")
+		}
+	} else {
+		if v.WIT, err = m.wits.ValidateWIT(ctx, witField); err != nil {
+			return nil, err
+		}
+		if err := m.proof(r, v, witField, authz, ecField, mandateField, recordField); err != nil {
+			return nil, err
+		}
+	}
+	// The tokens: the sender's ECT, then its inline predecessors.
+	if len(ects) == 0 && cfg.Policy == Require {
+		return nil, agentctx.Errorf(agentctx.CodeMissingClaim, "TR-1", "", "the request carries no Execution-Context")
+	}
+	if len(ects) > 0 {
+		if err := m.verifyECTs(ctx, v, ects); err != nil {
+			return nil, err
+		}
+	}
+	if mandateField != "" {
+		chain := splitValues(mandateField)
+		res, err := m.actV.VerifyMandate(ctx, chain[0], chain[1:])
+		if err != nil {
+			return nil, err
+		}
+		v.Mandate = res
+	}
+	if recordField != "" {
+		rv := m.actV
+		if v.WIT != nil {
+			if rv, err = act.NewVerifier(act.Config{Trust: trust.Multi(v.WIT.Resolver(), cfg.Trust), Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+				return nil, err
+			}
+		}
+		res, err := rv.VerifyRecord(ctx, recordField, nil)
+		if err != nil {
+			return nil, err
+		}
+		v.Record = res
+	}
+	return v, nil
+}
+
+// looksLikeWIT reports whether a bearer value is a JWS whose typ is
+// wit+jwt.
+func looksLikeWIT(s string) bool {
+	i := strings.IndexByte(s, '.')
+	if i <= 0 {
+		return false
+	}
+	hdr, err := decodeHeader(strings.TrimSpace(s[:i]))
+	return err == nil && strings.Contains(strings.ToLower(hdr), `"wit+jwt"`)
+}
+
+// proof checks the proof of possession of the WIT's key (TR-6).
+func (m *Middleware) proof(r *http.Request, v *Verified, witField string, authz []string, ecField, mandateField, recordField string) error {
+	cfg := &m.cfg
+	aud := cfg.Audience(r)
+	wptTok := ""
+	if len(authz) == 1 {
+		if scheme, val, ok := strings.Cut(strings.TrimSpace(authz[0]), " "); ok && strings.EqualFold(scheme, "WPT") {
+			wptTok = strings.TrimSpace(val)
+		}
+	}
+	legacy, err := oneField(r.Header, HeaderWPTLegacy, DefaultMaxFieldSize)
+	if err != nil {
+		return err
+	}
+	if legacy != "" {
+		if wptTok != "" {
+			return agentctx.Errorf(agentctx.CodeWPTInvalid, "TR-6", "", "a request carries both WPT carriers")
+		}
+		if !cfg.Legacy {
+			return agentctx.Errorf(agentctx.CodeWPTInvalid, "TR-6", "", "the Workload-Proof-Token field (wpt-01) is not accepted; send Authorization: WPT")
+		}
+		wptTok = legacy
+	}
+	sig, err := httpsig.Find(httpsig.Message{Request: r})
+	if err != nil {
+		return err
+	}
+	switch {
+	case wptTok != "" && sig != nil:
+		return agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "a request carries a WPT and a WIMSE signature; send one proof")
+	case wptTok != "" && cfg.Proof != ProofHTTPSig:
+		fields := map[string]string{}
+		for name, val := range map[string]string{"execution-context": ecField, "act-mandate": mandateField, "act-record": recordField} {
+			if val != "" {
+				fields[name] = val
+			}
+		}
+		if t := r.Header.Get(HeaderTxnToken); t != "" {
+			fields["txn-token"] = t
+		}
+		for _, name := range cfg.KnownOther {
+			if val := r.Header.Get(name); val != "" {
+				fields[name] = val
+			}
+		}
+		access := ""
+		if len(authz) == 1 && legacy != "" && strings.HasPrefix(strings.ToLower(authz[0]), "bearer ") {
+			access = strings.TrimSpace(authz[0][7:])
+		}
+		if _, err := m.wits.ValidateWPT(r.Context(), wptTok, v.WIT, wimse.Request{Audience: aud, Fields: fields, AccessToken: access}); err != nil {
+			if c := agentctx.CodeOf(err); c != agentctx.CodeWPTInvalid {
+				return &agentctx.Error{Code: agentctx.CodeWPTInvalid, Rule: "TR-6", Message: "WPT refused: " + messageOf(err) + " (" + string(c) + ")", Err: err}
+			}
+			return err
+		}
+		v.Proof = "wpt"
+	case sig != nil && cfg.Proof != ProofWPT:
+		res, err := httpsig.VerifyWIMSE(httpsig.Message{Request: r}, sig, v.WIT.KeyAlg, v.WIT.Key.Public, v.Body,
+			httpsig.Policy{Audience: aud, Clock: cfg.Clock, Skew: time.Minute, Nonces: cfg.Nonces, Legacy: cfg.Legacy})
+		if err != nil {
+			return err
+		}
+		v.Proof, v.SignResponse, v.nonce = "httpsig", res.SignResponse, res.Nonce
+	default:
+		want := map[Proof]string{ProofAny: "a WPT (Authorization: WPT) or a WIMSE HTTP signature", ProofWPT: "a WPT (Authorization: WPT)", ProofHTTPSig: "a WIMSE HTTP signature"}[cfg.Proof]
+		if cfg.Proof == ProofHTTPSig || wptTok == "" {
+			return agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "the request proves no possession of the WIT's key: send %s", want)
+		}
+		return agentctx.Errorf(agentctx.CodeWPTInvalid, "TR-6", "", "the request proves no possession of the WIT's key: send %s", want)
+	}
+	return nil
+}
+
+func messageOf(err error) string {
+	var e *agentctx.Error
+	if errors.As(err, &e) {
+		return e.Message
+	}
+	return err.Error()
+}
+
+// verifyECTs verifies the sender's ECT (with the WIT's key when there is a
+// WIT, TR-5) against the inline store of its predecessors (DAG-2).
+func (m *Middleware) verifyECTs(ctx context.Context, v *Verified, ects []string) error {
+	cfg := &m.cfg
+	store, err := m.ectV.InlineStore(ctx, ects[1:])
+	if err != nil {
+		return err
+	}
+	res := ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay,
+		DAG: dag.NewChecker(store, dag.Config{Partial: true})}
+	if v.WIT != nil {
+		res.Trust = v.WIT.Resolver()
+	}
+	ev, err := ect.NewVerifier(res)
+	if err != nil {
+		return err
+	}
+	r, err := ev.Verify(ctx, ects[0])
+	if err != nil {
+		return err
+	}
+	v.ECT = r
+	for _, p := range ects[1:] {
+		pr, err := ect.ParseUnverified(p) // verified as evidence by InlineStore
+		if err == nil {
+			v.Preds = append(v.Preds, pr)
+		}
+	}
+	return nil
+}
+
+func readBody(r *http.Request, max int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(r.Body, max+1))
+	r.Body.Close()
+	if err != nil {
+		return nil, agentctx.Errorf(agentctx.CodeMalformed, "TR-9", "", "the request body could not be read")
+	}
+	if int64(len(b)) > max {
+		return nil, agentctx.Errorf(agentctx.CodeTooLarge, "TR-9", "", "the request body is over %d bytes", max)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	r.ContentLength = int64(len(b))
+	return b, nil
+}
+
+// recorder collects the handler's response.
+type recorder struct {
+	header   http.Header
+	status   int
+	wrote    bool
+	body     bytes.Buffer
+	max      int64
+	overflow bool
+}
+
+func (rc *recorder) Header() http.Header { return rc.header }
+func (rc *recorder) WriteHeader(s int) {
+	if !rc.wrote {
+		rc.status, rc.wrote = s, true
+	}
+}
+func (rc *recorder) Write(p []byte) (int, error) {
+	rc.wrote = true
+	if int64(rc.body.Len()+len(p)) > rc.max {
+		rc.overflow = true
+		return 0, errors.New("response body over the limit")
+	}
+	return rc.body.Write(p)
+}
+
+// respond signs the ECT of the work done and the response when asked, then
+// writes the handler's response.
+func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified, rec *recorder) {
+	cfg := &m.cfg
+	v.mu.Lock()
+	task, skip := v.task, v.skip
+	v.mu.Unlock()
+	h := w.Header()
+	for k, vals := range rec.header {
+		h[k] = vals
+	}
+	h.Del(HeaderExecutionContext)
+	body := rec.body.Bytes()
+	sign := v.SignResponse || cfg.SignResponses
+	if sign && cfg.WIT == "" {
+		// SPEC: TR-6 a server that must sign but cannot answers 501, never an unsigned success.
+		for k := range h {
+			delete(h, k)
+		}
+		WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "the server cannot sign responses: it has no WIT"), http.StatusNotImplemented)
+		return
+	}
+	if !skip {
+		tok, err := m.responseECT(r, v, task, body)
+		if err != nil {
+			cfg.Log.Error("signing the response ECT failed", "err", err)
+			WriteProblemStatus(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "TR-9", Message: "the response ECT could not be signed"}, http.StatusInternalServerError)
+			return
+		}
+		h.Set(HeaderExecutionContext, tok)
+		if cfg.Sink != nil {
+			if err := cfg.Sink.Append(r.Context(), []string{tok}); err != nil {
+				cfg.Log.Warn("the sink refused a token", "token_sha256", tokenHash(tok), "err", err)
+			}
+		}
+	}
+	if sign {
+		h.Set(HeaderWIT, cfg.WIT)
+		if len(body) > 0 {
+			httpsig.SetContentDigest(h, body)
+		}
+		alg, err := httpsig.AlgFor(cfg.Key.Alg())
+		if err == nil {
+			resp := &http.Response{StatusCode: rec.status, Header: h}
+			err = httpsig.SignResponse(resp, r, v.nonce, alg, cfg.Key.Signer(), cfg.Clock())
+		}
+		if err != nil {
+			for k := range h {
+				delete(h, k)
+			}
+			WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "the response could not be signed"), http.StatusNotImplemented)
+			return
+		}
+	}
+	h.Del("Content-Length")
+	w.WriteHeader(rec.status)
+	w.Write(body)
+}
+
+// responseECT signs the ECT of the handler's work (TR-9): iss the server,
+// aud the caller, pred the caller's ECT, wid carried over, the hashes of
+// the exact request and response bodies.
+func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body []byte) (string, error) {
+	cfg := &m.cfg
+	c := &ect.Claims{Issuer: cfg.ID, ExecAct: cfg.Action(r), Pred: []string{}}
+	switch {
+	case v.ECT != nil:
+		c.Audience = []string{v.ECT.Claims.Issuer}
+		c.Pred = []string{v.ECT.Claims.ID}
+		c.WorkflowID = v.ECT.Claims.WorkflowID
+	case v.WIT != nil:
+		c.Audience = []string{v.WIT.Subject}
+	default:
+		c.Audience = []string{cfg.ID}
+	}
+	if task != nil {
+		if task.ExecAct != "" {
+			c.ExecAct = task.ExecAct
+		}
+		if task.Pred != nil {
+			c.Pred = task.Pred
+		}
+		c.Ext = task.Ext
+	}
+	c.InputHash = agentctx.HashBytes(v.Body)
+	c.OutputHash = agentctx.HashBytes(body)
+	return ect.Create(cfg.Key, c, cfg.Clock())
+}
