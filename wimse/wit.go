@@ -234,6 +234,9 @@ func (v *Validator) ValidateWIT(ctx context.Context, token string) (*WIT, error)
 	if !w.Expiry.Add(v.cfg.Skew).After(now) {
 		return nil, agentctx.Errorf(agentctx.CodeExpired, "TR-4", "exp", "the WIT expired %s ago", wire.Duration(now.Sub(w.Expiry)))
 	}
+	if !w.IssuedAt.IsZero() && w.IssuedAt.After(now.Add(v.cfg.Skew)) {
+		return nil, witErr("the WIT was issued %s in the future (iat)", wire.Duration(w.IssuedAt.Sub(now)))
+	}
 	if hasNbf && nbf.After(now.Add(v.cfg.Skew)) {
 		return nil, witErr("the WIT is not valid for another %s (nbf)", wire.Duration(nbf.Sub(now)))
 	}

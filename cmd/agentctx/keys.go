@@ -104,33 +104,40 @@ func cmdKeysPublic(e *env, args []string) error {
 }
 
 func cmdKeysTrust(e *env, args []string) error {
-	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX) [--merge TRUSTFILE] [--out FILE] PUBFILE...")
+	fs := newFlags(e, "keys trust", "keys trust (--id ISSUER | --prefix PREFIX | --wit-domain TRUST_DOMAIN) [--merge TRUSTFILE] [--out FILE] PUBFILE...")
 	id := fs.String("id", "", "the exact issuer these keys sign for")
 	prefix := fs.String("prefix", "", `an issuer prefix ending in "/" or ":" these keys sign for`)
+	witDomain := fs.String("wit-domain", "", "a trust domain (e.g. example.com) whose WITs these identity-server keys sign (wit_issuers)")
 	merge := fs.String("merge", "", "an existing trust file to add this entry to (with --out the same file is replaced safely)")
 	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if (*id == "") == (*prefix == "") {
-		return usagef("example: agentctx keys trust --id spiffe://example.com/agent/a agent-a.pub.jwk", "give exactly one of --id and --prefix")
+	if n := btoi(*id != "") + btoi(*prefix != "") + btoi(*witDomain != ""); n != 1 {
+		return usagef("example: agentctx keys trust --id spiffe://example.com/agent/a agent-a.pub.jwk", "give exactly one of --id, --prefix and --wit-domain")
 	}
 	if fs.NArg() == 0 {
 		return usagef("", "give at least one public key file")
 	}
 	b := trust.Binding{ID: *id, Prefix: *prefix}
 	entry := struct {
-		ID     string            `json:"id,omitempty"`
-		Prefix string            `json:"prefix,omitempty"`
-		Keys   []json.RawMessage `json:"keys"`
-	}{ID: *id, Prefix: *prefix}
+		ID          string            `json:"id,omitempty"`
+		Prefix      string            `json:"prefix,omitempty"`
+		TrustDomain string            `json:"trust_domain,omitempty"`
+		Keys        []json.RawMessage `json:"keys"`
+	}{ID: *id, Prefix: *prefix, TrustDomain: *witDomain}
 	set := trust.NewSet()
 	for _, p := range fs.Args() {
 		k, err := loadPublic(e, p)
 		if err != nil {
 			return err
 		}
-		if err := set.Add(b, k); err != nil {
+		if *witDomain != "" {
+			err = set.AddWIT(*witDomain, k)
+		} else {
+			err = set.Add(b, k)
+		}
+		if err != nil {
 			return usagef("", "%v", err)
 		}
 		j, err := trust.PublicJWK(k)
@@ -139,7 +146,7 @@ func cmdKeysTrust(e *env, args []string) error {
 		}
 		entry.Keys = append(entry.Keys, j)
 	}
-	issuers := []any{}
+	issuers, witIssuers := []any{}, []any{}
 	if *merge != "" {
 		data, err := readFileArg("merge", *merge)
 		if err != nil {
@@ -149,7 +156,8 @@ func cmdKeysTrust(e *env, args []string) error {
 			return usagef("", "%s: %v", *merge, err)
 		}
 		var old struct {
-			Issuers []json.RawMessage `json:"issuers"`
+			Issuers    []json.RawMessage `json:"issuers"`
+			WITIssuers []json.RawMessage `json:"wit_issuers"`
 		}
 		if err := json.Unmarshal(data, &old); err != nil {
 			return usagef("", "%s: %v", *merge, err)
@@ -157,12 +165,30 @@ func cmdKeysTrust(e *env, args []string) error {
 		for _, o := range old.Issuers {
 			issuers = append(issuers, o)
 		}
+		for _, o := range old.WITIssuers {
+			witIssuers = append(witIssuers, o)
+		}
 	}
-	issuers = append(issuers, entry)
-	out, err := json.MarshalIndent(map[string]any{"issuers": issuers}, "", "  ")
+	if *witDomain != "" {
+		witIssuers = append(witIssuers, entry)
+	} else {
+		issuers = append(issuers, entry)
+	}
+	doc := map[string]any{"issuers": issuers}
+	if len(witIssuers) > 0 {
+		doc["wit_issuers"] = witIssuers
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
 		return failf("%v", err)
 	}
 	fmt.Fprintf(e.stdout, "%s\n", out)
 	return nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -127,6 +127,12 @@ func commandTree() *command {
 		{name: "checkpoint", summary: "ledger checkpoints", subs: []*command{
 			{name: "verify", summary: "check a checkpoint, or two and their consistency proof, offline", run: cmdCheckpointVerify},
 		}},
+		{name: "wimse", summary: "WIMSE workload identity tokens", subs: []*command{
+			{name: "wit", summary: "issue a WIT (development and tests)", run: cmdWIMSEWit},
+			{name: "verify", summary: "validate a WIT", run: cmdWIMSEVerify},
+		}},
+		{name: "call", summary: "a curl-like client: ECT, WIT and proof attached, the response verified", run: cmdCall},
+		{name: "proxy", summary: "the inbound sidecar: verify callers, forward, sign the ECT of the work", run: cmdProxy},
 		{name: "demo", summary: "agents with a fork and a join, an embedded ledger, receipts, audit", run: cmdDemo},
 		{name: "completion", summary: "print shell completion (bash, zsh, fish)", run: cmdCompletion},
 		{name: "help", summary: "help on a command, or on exit-codes", run: nil},
