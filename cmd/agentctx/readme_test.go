@@ -5,7 +5,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // readmeBlocks returns the ```sh blocks of the README's Usage section, in
@@ -65,7 +67,15 @@ func TestREADME(t *testing.T) {
 	for i, block := range blocks {
 		cmd := exec.Command("bash", "-euo", "pipefail", "-c", block)
 		cmd.Dir, cmd.Env = work, env
+		// A block that fails half way may leave a server behind: it runs in
+		// its own process group, killed afterwards, and Wait does not wait
+		// for its pipes forever.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.WaitDelay = 5 * time.Second
 		out, err := cmd.CombinedOutput()
+		if cmd.Process != nil {
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		if err != nil {
 			t.Fatalf("README usage block %d failed: %v\n%s\n--- the block:\n%s", i+1, err, out, block)
 		}
