@@ -45,7 +45,7 @@ type sink struct{ toks []string }
 
 func (s *sink) Append(_ context.Context, t []string) error { s.toks = append(s.toks, t...); return nil }
 
-func newWorld(t *testing.T, mod func(*transport.ServerConfig)) *world {
+func newWorld(t testing.TB, mod func(*transport.ServerConfig)) *world {
 	t.Helper()
 	w := &world{trust: trust.NewSet(), sink: &sink{}, clock: func() time.Time { return now }}
 	w.trust.AddWIT("example.com", issuer.Public())
@@ -85,7 +85,7 @@ func newWorld(t *testing.T, mod func(*transport.ServerConfig)) *world {
 	return w
 }
 
-func (w *world) client(t *testing.T, proof transport.Proof, signResp bool) *http.Client {
+func (w *world) client(t testing.TB, proof transport.Proof, signResp bool) *http.Client {
 	t.Helper()
 	c, err := transport.NewClient(transport.ClientConfig{ID: clientID, Key: clientKey, WIT: w.clientWIT, Trust: w.trust, WITTrust: w.trust,
 		Clock: w.clock, Proof: proof, SignResponse: signResp})
