@@ -77,6 +77,7 @@ type Client struct {
 	cfg  ClientConfig
 	wits *wimse.Validator
 	seen *replay.Cache
+	ectV *ect.Verifier // response ECTs of servers without a WIT
 }
 
 // NewClient checks cfg and returns the RoundTripper.
@@ -98,6 +99,9 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	c := &Client{cfg: cfg, seen: replay.New(1 << 16)}
 	var err error
 	if c.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock}); err != nil {
+		return nil, err
+	}
+	if c.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -221,13 +225,12 @@ func (c *Client) verifyResponse(req *http.Request, resp *http.Response, body []b
 	if f == "" {
 		return agentctx.Errorf(agentctx.CodeMissingClaim, "TR-10", "", "the response carries no Execution-Context")
 	}
-	tr := cfg.Trust
+	v := c.ectV
 	if serverWIT != nil {
-		tr = serverWIT.Resolver()
-	}
-	v, err := ect.NewVerifier(ect.Config{Trust: tr, Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen})
-	if err != nil {
-		return err
+		var err error
+		if v, err = ect.NewVerifier(ect.Config{Trust: serverWIT.Resolver(), Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen}); err != nil {
+			return err
+		}
 	}
 	r, err := v.Verify(ctx, splitValues(f)[0])
 	if err != nil {

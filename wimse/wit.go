@@ -27,11 +27,13 @@ package wimse
 import (
 	"context"
 	"crypto"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -71,6 +73,8 @@ type WIT struct {
 	// member exactly as written (a WPT's alg must be string-equal to it).
 	Key    trust.Key
 	KeyAlg string
+
+	notBefore time.Time
 }
 
 // Config holds what a Validator needs. Trust and Clock are required.
@@ -98,7 +102,17 @@ type Config struct {
 }
 
 // Validator validates WITs and WPTs. It is safe for concurrent use.
-type Validator struct{ cfg Config }
+type Validator struct {
+	cfg Config
+	// seen caches WITs whose signature verified, by the SHA-256 of their
+	// bytes: a workload sends one WIT for its whole lifetime, so its
+	// signature is checked once; times are checked on every use.
+	mu   sync.Mutex
+	seen map[[32]byte]*WIT
+}
+
+// maxCachedWITs bounds the cache of verified WITs; when full it starts over.
+const maxCachedWITs = 4096
 
 // ErrConfig is wrapped by every configuration error of NewValidator.
 var ErrConfig = errors.New("wimse: invalid validator configuration")
@@ -154,9 +168,48 @@ func WorkloadTrustDomain(id string) (string, error) {
 	return strings.ToLower(u.Hostname()), nil
 }
 
-// ValidateWIT validates a WIT in the order of TR-4.
+// ValidateWIT validates a WIT in the order of TR-4. A WIT whose signature
+// verified before is not verified again; its times are.
 func (v *Validator) ValidateWIT(ctx context.Context, token string) (*WIT, error) {
 	token = strings.TrimSpace(token)
+	key := sha256.Sum256([]byte(token))
+	v.mu.Lock()
+	cached := v.seen[key]
+	v.mu.Unlock()
+	if cached != nil {
+		if err := v.checkTimes(cached); err != nil {
+			return nil, err
+		}
+		w := *cached
+		return &w, nil
+	}
+	w, err := v.validateWIT(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	v.mu.Lock()
+	if v.seen == nil || len(v.seen) >= maxCachedWITs {
+		v.seen = make(map[[32]byte]*WIT)
+	}
+	c := *w
+	v.seen[key] = &c
+	v.mu.Unlock()
+	return w, nil
+}
+
+// checkTimes re-applies the time checks of TR-4 step 6 to a cached WIT.
+func (v *Validator) checkTimes(w *WIT) error {
+	now := v.cfg.Clock()
+	if !w.Expiry.Add(v.cfg.Skew).After(now) {
+		return agentctx.Errorf(agentctx.CodeExpired, "TR-4", "exp", "the WIT expired %s ago", wire.Duration(now.Sub(w.Expiry)))
+	}
+	if w.notBefore.After(now.Add(v.cfg.Skew)) || !w.IssuedAt.IsZero() && w.IssuedAt.After(now.Add(v.cfg.Skew)) {
+		return witErr("the WIT is not valid yet")
+	}
+	return nil
+}
+
+func (v *Validator) validateWIT(ctx context.Context, token string) (*WIT, error) {
 	// SPEC: TR-4 step 1, a well-formed JWS compact JWT.
 	t, err := jws.Parse(token, DefaultMaxLength)
 	if err != nil {
@@ -240,6 +293,7 @@ func (v *Validator) ValidateWIT(ctx context.Context, token string) (*WIT, error)
 	if hasNbf && nbf.After(now.Add(v.cfg.Skew)) {
 		return nil, witErr("the WIT is not valid for another %s (nbf)", wire.Duration(nbf.Sub(now)))
 	}
+	w.notBefore = nbf
 	start := w.IssuedAt
 	if hasNbf && nbf.After(start) {
 		start = nbf
