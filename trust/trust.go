@@ -26,7 +26,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -123,6 +125,9 @@ type boundKey struct {
 type Set struct {
 	byKid map[string][]boundKey
 	wit   map[string][]Key // trust domain -> WIT issuer keys (TR-4)
+	// Dynamic sources (jwks_url entries), asked after the static keys.
+	sources    []jwksBinding
+	witSources map[string]jwksWIT
 }
 
 // NewSet returns an empty Set.
@@ -155,7 +160,24 @@ func (s *Set) Len() int {
 }
 
 // ResolveKey implements Resolver.
-func (s *Set) ResolveKey(_ context.Context, issuer, kid, alg string) (crypto.PublicKey, error) {
+func (s *Set) ResolveKey(ctx context.Context, issuer, kid, alg string) (crypto.PublicKey, error) {
+	k, err := s.resolveStatic(issuer, kid, alg)
+	if err == nil || len(s.sources) == 0 {
+		return k, err
+	}
+	for _, src := range s.sources {
+		if !src.binding.covers(issuer) {
+			continue
+		}
+		k, serr := src.ResolveKey(ctx, issuer, kid, alg)
+		if serr == nil || agentctx.CodeOf(serr) != agentctx.CodeUnknownKey {
+			return k, serr
+		}
+	}
+	return nil, err
+}
+
+func (s *Set) resolveStatic(issuer, kid, alg string) (crypto.PublicKey, error) {
 	cands := s.byKid[kid]
 	if len(cands) == 0 {
 		return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "ECT-V5", "kid", "no trusted key has kid %q", kid)
@@ -202,17 +224,31 @@ type fileJSON struct {
 // load them with ParseJWKS or ParseJWK and bind them with AnyIssuer.
 var ErrPlainJWKS = errors.New("trust: a plain JWKS binds its keys to no issuer; it is accepted only with an explicit any-issuer switch")
 
-// ParseFile parses a trust file (TR-7a):
+// Options lets a trust file use sources that fetch (jwks_url entries).
+type Options struct {
+	// Clock is required for jwks_url entries (their refresh limits).
+	Clock func() time.Time
+	// Client fetches; nil means a client with JWKSFetchTimeout.
+	Client *http.Client
+}
+
+// ParseFile parses a trust file without network sources: an entry with
+// jwks_url is refused (use ParseFileWith). The format is described there.
+func ParseFile(data []byte) (*Set, error) { return ParseFileWith(data, Options{}) }
+
+// ParseFileWith parses a trust file (TR-7a):
 //
 //	{"issuers": [
 //	  {"id": "spiffe://example.com/agent/a", "keys": [<JWK>...]},
 //	  {"prefix": "spiffe://example.com/", "keys": [<JWK>...]}
 //	]}
 //
-// A JWK without "kid" gets its RFC 7638 SHA-256 thumbprint as key ID. Entries
-// with "jwks_url" or "x509_roots" are refused until those sources are
-// configured through the library.
-func ParseFile(data []byte) (*Set, error) {
+// An entry may give "jwks_url" instead of "keys" (fetched over HTTPS, see
+// JWKS; needs opts.Clock), and "wit_issuers" lists the WIT issuer keys of
+// each trust domain ({"trust_domain": "example.com", "keys": [...]} or
+// "jwks_url"). A JWK without "kid" gets its RFC 7638 SHA-256 thumbprint as
+// key ID. "x509_roots" and "spiffe_bundle" are refused by this build.
+func ParseFileWith(data []byte, opts Options) (*Set, error) {
 	var f fileJSON
 	if err := json.Unmarshal(data, &f); err != nil {
 		return nil, fmt.Errorf("trust file is not valid JSON: %w", err)
@@ -224,9 +260,36 @@ func ParseFile(data []byte) (*Set, error) {
 		return nil, errors.New("trust file has no \"issuers\" list")
 	}
 	s := NewSet()
+	newSource := func(where, u string) (*JWKS, error) {
+		if opts.Clock == nil {
+			return nil, fmt.Errorf("trust file %s: a jwks_url source needs network options (ParseFileWith)", where)
+		}
+		src, err := NewJWKS(JWKSConfig{URL: u, Client: opts.Client, Clock: opts.Clock})
+		if err != nil {
+			return nil, fmt.Errorf("trust file %s: %w", where, err)
+		}
+		return src, nil
+	}
 	for i, e := range f.WITIssuers {
-		if e.JWKSURL != "" || e.SPIFFEBundle != "" {
-			return nil, fmt.Errorf("trust file wit_issuers entry %d: jwks_url and spiffe_bundle are not supported by this build", i)
+		if e.SPIFFEBundle != "" {
+			return nil, fmt.Errorf("trust file wit_issuers entry %d: spiffe_bundle is not supported by this build", i)
+		}
+		if e.JWKSURL != "" {
+			if len(e.Keys) != 0 {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: give keys or jwks_url, not both", i)
+			}
+			src, err := newSource(fmt.Sprintf("wit_issuers entry %d", i), e.JWKSURL)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := WorkloadDomainOK(e.TrustDomain); err != nil {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, err)
+			}
+			if s.witSources == nil {
+				s.witSources = map[string]jwksWIT{}
+			}
+			s.witSources[strings.ToLower(e.TrustDomain)] = jwksWIT{src: src, domain: e.TrustDomain}
+			continue
 		}
 		if len(e.Keys) == 0 {
 			return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, errNoWIT)
@@ -242,12 +305,23 @@ func ParseFile(data []byte) (*Set, error) {
 		}
 	}
 	for i, e := range f.Issuers {
-		if e.JWKSURL != "" || e.X509Roots != "" {
-			return nil, fmt.Errorf("trust file entry %d: jwks_url and x509_roots entries are not supported by this build", i)
+		if e.X509Roots != "" {
+			return nil, fmt.Errorf("trust file entry %d: x509_roots entries are not supported by this build", i)
 		}
 		b := Binding{ID: e.ID, Prefix: e.Prefix}
 		if err := b.check(); err != nil {
 			return nil, fmt.Errorf("trust file entry %d: %w", i, err)
+		}
+		if e.JWKSURL != "" {
+			if len(e.Keys) != 0 {
+				return nil, fmt.Errorf("trust file entry %d: give keys or jwks_url, not both", i)
+			}
+			src, err := newSource(fmt.Sprintf("entry %d", i), e.JWKSURL)
+			if err != nil {
+				return nil, err
+			}
+			s.sources = append(s.sources, jwksBinding{src: src, binding: b})
+			continue
 		}
 		if len(e.Keys) == 0 {
 			return nil, fmt.Errorf("trust file entry %d: no keys", i)

@@ -42,8 +42,14 @@ func (s *Set) AddWIT(trustDomain string, keys ...Key) error {
 }
 
 // ResolveWITKey implements WITResolver.
-func (s *Set) ResolveWITKey(_ context.Context, trustDomain, kid, alg string) (crypto.PublicKey, error) {
+func (s *Set) ResolveWITKey(ctx context.Context, trustDomain, kid, alg string) (crypto.PublicKey, error) {
 	keys := s.wit[strings.ToLower(trustDomain)]
+	if src, ok := s.witSources[strings.ToLower(trustDomain)]; ok && len(keys) == 0 {
+		if kid == "" {
+			return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "TR-4", "kid", "the WIT names no kid and trust domain %q's keys come from a JWKS URL", trustDomain)
+		}
+		return src.resolveWIT(ctx, kid, alg)
+	}
 	if len(keys) == 0 {
 		return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "TR-4", "sub", "no WIT issuer key is trusted for trust domain %q", trustDomain)
 	}
@@ -62,6 +68,14 @@ func (s *Set) ResolveWITKey(_ context.Context, trustDomain, kid, alg string) (cr
 		}
 	}
 	return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "TR-4", "kid", "trust domain %q has no %s key %q", trustDomain, alg, kid)
+}
+
+// WorkloadDomainOK checks a trust domain name as AddWIT does.
+func WorkloadDomainOK(trustDomain string) (string, error) {
+	if trustDomain == "" || strings.ContainsAny(trustDomain, "/:@?# ") {
+		return "", fmt.Errorf("trust domain %q must be a bare host name", trustDomain)
+	}
+	return strings.ToLower(trustDomain), nil
 }
 
 // errNoWIT is returned for a trust file entry of wit_issuers without keys.

@@ -35,7 +35,7 @@ func loadTrustSet(path string) (*trust.Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := trust.ParseFile(data)
+	s, err := trust.ParseFileWith(data, trust.Options{Clock: time.Now})
 	if err != nil {
 		return nil, usagef("", "--trust %s: %v", describeArg(path), err)
 	}

@@ -166,7 +166,7 @@ func loadTrust(path string, anyIssuer bool) (trust.Resolver, error) {
 	}
 	isJSON := strings.HasPrefix(strings.TrimSpace(string(data)), "{")
 	if isJSON {
-		s, err := trust.ParseFile(data)
+		s, err := trust.ParseFileWith(data, trust.Options{Clock: time.Now})
 		if err == nil {
 			return s, nil
 		}
