@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/agentctx/agentctx/trust"
 )
@@ -152,7 +153,7 @@ func cmdKeysTrust(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		if _, err := trust.ParseFile(data); err != nil {
+		if _, err := trust.ParseFileWith(data, trust.Options{Clock: time.Now}); err != nil {
 			return usagef("", "%s: %v", *merge, err)
 		}
 		var old struct {
