@@ -25,6 +25,26 @@ func loadKey(e *env, path string) (*trust.SigningKey, error) {
 	return k, nil
 }
 
+// readPredTokens reads --pred-token values (token, @FILE or -): the
+// predecessors' jtis, the tokens, and the first one's wid.
+func readPredTokens(e *env, vals []string) (jtis, toks []string, wid string, err error) {
+	for _, pt := range vals {
+		tok, err := readToken(e, "pred-token", pt)
+		if err != nil {
+			return nil, nil, "", err
+		}
+		r, err := ect.ParseUnverified(tok)
+		if err != nil {
+			return nil, nil, "", usagef("give the token of a predecessor task (an ECT)", "--pred-token does not parse: %s", describe(err))
+		}
+		jtis, toks = append(jtis, r.Claims.ID), append(toks, tok)
+		if wid == "" {
+			wid = r.Claims.WorkflowID
+		}
+	}
+	return jtis, toks, wid, nil
+}
+
 func hashFile(flagName, path string) (string, error) {
 	if path == "" {
 		return "", nil
@@ -64,19 +84,13 @@ func cmdECTCreate(e *env, args []string) error {
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
-	for _, pt := range predTokens {
-		tok, err := readToken(e, "pred-token", pt)
-		if err != nil {
-			return err
-		}
-		r, err := ect.ParseUnverified(tok)
-		if err != nil {
-			return usagef("give the token of a predecessor task (an ECT)", "--pred-token does not parse: %s", describe(err))
-		}
-		pred = append(pred, r.Claims.ID)
-		if *wid == "" {
-			*wid = r.Claims.WorkflowID
-		}
+	pjtis, _, pwid, err := readPredTokens(e, predTokens)
+	if err != nil {
+		return err
+	}
+	pred = append(pred, pjtis...)
+	if *wid == "" {
+		*wid = pwid
 	}
 	if *lifetime <= 0 || *lifetime%time.Second != 0 {
 		return usagef("example: --lifetime 10m", "--lifetime must be a positive whole number of seconds")

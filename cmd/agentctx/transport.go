@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
-	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/proxy"
 	"github.com/agentctx/agentctx/transport"
 	"github.com/agentctx/agentctx/trust"
@@ -205,19 +204,12 @@ func cmdCall(e *env, args []string) error {
 		body = []byte(*data)
 	}
 	c := &transport.Call{ExecAct: *execAct, Audience: aud, WorkflowID: *wid}
-	for _, pt := range predTokens {
-		tok, err := readToken(e, "pred-token", pt)
-		if err != nil {
-			return err
-		}
-		r, err := ect.ParseUnverified(tok)
-		if err != nil {
-			return usagef("", "--pred-token does not parse: %s", describe(err))
-		}
-		c.Pred, c.PredTokens = append(c.Pred, r.Claims.ID), append(c.PredTokens, tok)
-		if c.WorkflowID == "" {
-			c.WorkflowID = r.Claims.WorkflowID
-		}
+	pwid := ""
+	if c.Pred, c.PredTokens, pwid, err = readPredTokens(e, predTokens); err != nil {
+		return err
+	}
+	if c.WorkflowID == "" {
+		c.WorkflowID = pwid
 	}
 	if len(c.Audience) == 0 {
 		return usagef("the server's identity, e.g. --aud spiffe://example.com/tool/b", "--aud is required: who will verify the ECT")
