@@ -128,6 +128,7 @@ type Set struct {
 	// Dynamic sources (jwks_url entries), asked after the static keys.
 	sources    []jwksBinding
 	witSources map[string]jwksWIT
+	x509       []x509Roots
 }
 
 // NewSet returns an empty Set.
@@ -148,6 +149,13 @@ func (s *Set) Add(b Binding, keys ...Key) error {
 		s.byKid[k.KeyID] = append(s.byKid[k.KeyID], boundKey{k, b})
 	}
 	return nil
+}
+
+// AddX509Roots trusts the leaf keys of x5c chains that validate to pool
+// for the issuers b covers (TR-7); spiffe applies the X.509-SVID leaf
+// rules. clock gives the validation time (nil: the system clock).
+func (s *Set) AddX509Roots(b Binding, pool *x509.CertPool, clock func() time.Time, spiffe bool) {
+	s.x509 = append(s.x509, x509Roots{binding: b, pool: pool, clock: clock, spiffe: spiffe})
 }
 
 // Len returns the number of trusted (key, binding) pairs.
@@ -305,12 +313,17 @@ func ParseFileWith(data []byte, opts Options) (*Set, error) {
 		}
 	}
 	for i, e := range f.Issuers {
-		if e.X509Roots != "" {
-			return nil, fmt.Errorf("trust file entry %d: x509_roots entries are not supported by this build", i)
-		}
 		b := Binding{ID: e.ID, Prefix: e.Prefix}
 		if err := b.check(); err != nil {
 			return nil, fmt.Errorf("trust file entry %d: %w", i, err)
+		}
+		if e.X509Roots != "" {
+			pool, err := parseRoots(e.X509Roots)
+			if err != nil {
+				return nil, fmt.Errorf("trust file entry %d: %w", i, err)
+			}
+			s.AddX509Roots(b, pool, opts.Clock, strings.HasPrefix(e.Prefix+e.ID, "spiffe://"))
+			continue
 		}
 		if e.JWKSURL != "" {
 			if len(e.Keys) != 0 {

@@ -5,6 +5,7 @@ package envelope
 
 import (
 	"context"
+	"crypto"
 	"errors"
 
 	"github.com/agentctx/agentctx"
@@ -52,7 +53,13 @@ func (o *Opener) Open(ctx context.Context, token string, signer Signer) (*jws.To
 	if err != nil {
 		return nil, err
 	}
-	pub, err := o.Trust.ResolveKey(ctx, who, h.Kid, h.Alg)
+	var pub crypto.PublicKey
+	if xr, ok := o.Trust.(trust.X5CResolver); ok && h.X5C != nil {
+		// The X.509 trust profile: the key of a chain to a configured root.
+		pub, err = xr.ResolveX5C(ctx, who, h.Kid, h.X5C, h.Alg)
+	} else {
+		pub, err = o.Trust.ResolveKey(ctx, who, h.Kid, h.Alg)
+	}
 	if err != nil {
 		var e *agentctx.Error
 		if errors.As(err, &e) && e.Code == agentctx.CodeUnknownKey {

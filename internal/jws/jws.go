@@ -66,7 +66,10 @@ type Header struct {
 	// parameters that were present.
 	AlgIsString, KidIsString, TypIsString bool
 	Crit                                  bool // a "crit" parameter is present
-	Raw                                   []byte
+	// X5C is the raw x5c value (a JSON array of base64 DER certificates),
+	// nil when absent; only the X.509 trust profile reads it.
+	X5C []byte
+	Raw []byte
 }
 
 // Token is a parsed, not yet verified, compact JWS.
@@ -184,6 +187,8 @@ func parseHeader(raw []byte, h *Header) error {
 			h.TypIsString = h.TypIsString && m.Kind == jsonx.String
 		case "crit":
 			h.Crit = true
+		case "x5c":
+			h.X5C = m.Value
 		}
 	}
 	h.Alg = h.RawAlg
