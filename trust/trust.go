@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -280,7 +281,22 @@ func ParseFileWith(data []byte, opts Options) (*Set, error) {
 	}
 	for i, e := range f.WITIssuers {
 		if e.SPIFFEBundle != "" {
-			return nil, fmt.Errorf("trust file wit_issuers entry %d: spiffe_bundle is not supported by this build", i)
+			// SPEC: TR-7 SPIFFE trust bundle, read from a file path.
+			if strings.Contains(e.SPIFFEBundle, "://") {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: spiffe_bundle is a file path in this build (fetch the bundle with your SPIFFE tooling)", i)
+			}
+			data, err := os.ReadFile(e.SPIFFEBundle)
+			if err != nil {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, err)
+			}
+			b, err := ParseSPIFFEBundle(data)
+			if err != nil {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, err)
+			}
+			if err := s.AddSPIFFEBundle(e.TrustDomain, b, opts.Clock); err != nil {
+				return nil, fmt.Errorf("trust file wit_issuers entry %d: %w", i, err)
+			}
+			continue
 		}
 		if e.JWKSURL != "" {
 			if len(e.Keys) != 0 {

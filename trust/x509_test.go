@@ -85,3 +85,42 @@ func TestX509Profile(t *testing.T) {
 		})
 	}
 }
+
+// TestSPIFFEBundle covers TR-7's SPIFFE bundles: use filtering (wit-svid
+// keys for WITs, x509-svid CA entries as roots, other uses and RSA keys
+// ignored) and an empty bundle invalidating the trust domain.
+func TestSPIFFEBundle(t *testing.T) {
+	now := time.Unix(1767225600, 0)
+	wk := testkeys.ES256("spiffe wit", "wit-1")
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := cert(t, &x509.Certificate{SerialNumber: big.NewInt(9), Subject: pkix.Name{CommonName: "spiffe ca"}, NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}, nil, &caKey.PublicKey, caKey)
+	wj, _ := trust.PublicJWK(wk.Public())
+	var witEntry map[string]any
+	json.Unmarshal(wj, &witEntry)
+	witEntry["use"] = "wit-svid"
+	bundle, _ := json.Marshal(map[string]any{"spiffe_refresh_hint": 300, "keys": []any{
+		witEntry,
+		map[string]any{"use": "x509-svid", "kty": "EC", "crv": "P-256", "x5c": []string{base64.StdEncoding.EncodeToString(ca.Raw)}},
+		map[string]any{"use": "jwt-svid", "kty": "EC", "kid": "ignored"},
+		map[string]any{"use": "wit-svid", "kty": "RSA", "kid": "rsa", "n": "AQAB", "e": "AQAB"},
+	}})
+	b, err := trust.ParseSPIFFEBundle(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b.WITKeys) != 1 || b.Roots == nil || b.RefreshHint != 5*time.Minute || b.Ignored != 2 {
+		t.Fatalf("bundle %+v", b)
+	}
+	s := trust.NewSet()
+	if err := s.AddSPIFFEBundle("example.com", b, func() time.Time { return now }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ResolveWITKey(context.Background(), "example.com", "wit-1", "ES256"); err != nil {
+		t.Fatalf("TR-7: wit-svid key: %v", err)
+	}
+	empty, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{"use": "jwt-svid", "kty": "EC"}}})
+	if _, err := trust.ParseSPIFFEBundle(empty); err == nil {
+		t.Fatal("TR-7: a bundle without usable keys was accepted")
+	}
+}
