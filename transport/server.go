@@ -371,12 +371,15 @@ func (m *Middleware) proof(r *http.Request, v *Verified, witField string, authz 
 			return err
 		}
 		v.Proof, v.SignResponse, v.nonce = "httpsig", res.SignResponse, res.Nonce
+	case wptTok != "":
+		return agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "this receiver accepts only WIMSE HTTP signatures as proof, not a WPT")
+	case sig != nil:
+		return agentctx.Errorf(agentctx.CodeWPTInvalid, "TR-6", "", "this receiver accepts only WPTs (Authorization: WPT) as proof, not an HTTP signature")
+	case cfg.Proof == ProofHTTPSig:
+		return agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "the request proves no possession of the WIT's key: send a WIMSE HTTP signature")
 	default:
-		want := map[Proof]string{ProofAny: "a WPT (Authorization: WPT) or a WIMSE HTTP signature", ProofWPT: "a WPT (Authorization: WPT)", ProofHTTPSig: "a WIMSE HTTP signature"}[cfg.Proof]
-		if cfg.Proof == ProofHTTPSig || wptTok == "" {
-			return agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "the request proves no possession of the WIT's key: send %s", want)
-		}
-		return agentctx.Errorf(agentctx.CodeWPTInvalid, "TR-6", "", "the request proves no possession of the WIT's key: send %s", want)
+		// No proof at all: 401 with WWW-Authenticate: WPT says how to authenticate.
+		return agentctx.Errorf(agentctx.CodeWPTInvalid, "TR-6", "", "the request proves no possession of the WIT's key: send a WPT (Authorization: WPT) or a WIMSE HTTP signature")
 	}
 	return nil
 }
