@@ -174,7 +174,7 @@ func TestRefusals(t *testing.T) {
 	}{
 		"TR-4/no WIT":                  {func(h http.Header) { h.Set("Execution-Context", good) }, 400, agentctx.CodeWITInvalid},
 		"TR-4/a WIT as a bearer token": {func(h http.Header) { h.Set("Authorization", "Bearer "+w.clientWIT) }, 400, agentctx.CodeWITInvalid},
-		"TR-6/no proof":                {func(h http.Header) { h.Set("Workload-Identity-Token", w.clientWIT); h.Set("Execution-Context", good) }, 400, agentctx.CodeHTTPSigInvalid},
+		"TR-6/no proof":                {func(h http.Header) { h.Set("Workload-Identity-Token", w.clientWIT); h.Set("Execution-Context", good) }, 401, agentctx.CodeWPTInvalid},
 		"TR-6/WPT aud is Host": {func(h http.Header) {
 			h.Set("Workload-Identity-Token", w.clientWIT)
 			h.Set("Execution-Context", good)
