@@ -814,3 +814,22 @@ func (b *ReceiptBook) HoldsReceipt(_ context.Context, token string) (bool, error
 	}
 	return false, nil
 }
+
+// Size returns the number of entries.
+func (l *Ledger) Size(ctx context.Context) (uint64, error) { return l.cfg.Store.Size(ctx) }
+
+// Entries returns entries [from, to) in index order.
+func (l *Ledger) Entries(ctx context.Context, from, to uint64) ([]Entry, error) {
+	return l.cfg.Store.Entries(ctx, from, to)
+}
+
+// TileHashes returns the hashes of the C2SP tlog-tiles hash tile at tile
+// level tl and index n, width w (1..256): the tree nodes at level 8*tl,
+// indexes 256*n .. 256*n+w-1 (all stored, as every completed subtree is).
+func (l *Ledger) TileHashes(ctx context.Context, tl, n uint64, w int) ([][]byte, error) {
+	ids := make([]compact.NodeID, w)
+	for i := range ids {
+		ids[i] = compact.NewNodeID(uint(8*tl), 256*n+uint64(i))
+	}
+	return l.cfg.Store.Hashes(ctx, ids)
+}

@@ -153,7 +153,7 @@ func WriteProblem(w http.ResponseWriter, err error) {
 // WriteProblemStatus answers w with err as a problem detail and status.
 func WriteProblemStatus(w http.ResponseWriter, err error, status int) {
 	p := ProblemOf(err, status)
-	if status == http.StatusUnauthorized {
+	if status == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", "WPT")
 	}
 	b, _ := json.Marshal(p)

@@ -1,0 +1,86 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+)
+
+// metrics are the counters of SVC-7, written in the Prometheus text
+// format.
+type metrics struct {
+	mu       sync.Mutex
+	appends  map[string]int64 // result code ("ok" or the refusal code)
+	requests map[string]int64 // route and status
+	commits  []int64          // histogram counts of commit latency
+	sum      float64
+	count    int64
+}
+
+var buckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
+
+func newMetrics() *metrics {
+	return &metrics{appends: map[string]int64{}, requests: map[string]int64{}, commits: make([]int64, len(buckets))}
+}
+
+func (m *metrics) appended(r result) {
+	code := "ok"
+	if !r.OK {
+		code = string(r.Code)
+	}
+	m.mu.Lock()
+	m.appends[code]++
+	m.mu.Unlock()
+}
+
+func (m *metrics) request(route string, status int) {
+	m.mu.Lock()
+	m.requests[fmt.Sprintf("route=%q,status=\"%d\"", route, status)]++
+	m.mu.Unlock()
+}
+
+func (m *metrics) commit(d time.Duration) {
+	s := d.Seconds()
+	m.mu.Lock()
+	for i, b := range buckets {
+		if s <= b {
+			m.commits[i]++
+		}
+	}
+	m.sum += s
+	m.count++
+	m.mu.Unlock()
+}
+
+func (m *metrics) serve(w http.ResponseWriter, _ *http.Request) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+	fmt.Fprintln(w, "# HELP agentctx_appends_total Tokens appended or refused, by result code.")
+	fmt.Fprintln(w, "# TYPE agentctx_appends_total counter")
+	for _, k := range sortedKeys(m.appends) {
+		fmt.Fprintf(w, "agentctx_appends_total{code=%q} %d\n", k, m.appends[k])
+	}
+	fmt.Fprintln(w, "# HELP agentctx_http_requests_total HTTP requests by route and status.")
+	fmt.Fprintln(w, "# TYPE agentctx_http_requests_total counter")
+	for _, k := range sortedKeys(m.requests) {
+		fmt.Fprintf(w, "agentctx_http_requests_total{%s} %d\n", k, m.requests[k])
+	}
+	fmt.Fprintln(w, "# HELP agentctx_append_seconds Time an append request waited for its batch to commit.")
+	fmt.Fprintln(w, "# TYPE agentctx_append_seconds histogram")
+	for i, b := range buckets {
+		fmt.Fprintf(w, "agentctx_append_seconds_bucket{le=\"%g\"} %d\n", b, m.commits[i])
+	}
+	fmt.Fprintf(w, "agentctx_append_seconds_bucket{le=\"+Inf\"} %d\nagentctx_append_seconds_sum %g\nagentctx_append_seconds_count %d\n", m.count, m.sum, m.count)
+}
+
+func sortedKeys(m map[string]int64) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

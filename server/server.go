@@ -1,0 +1,371 @@
+// Package server is the audit service of spec/service.md (agentctx serve):
+// the ledger's JSON API under /v1 (appends group-committed, entries,
+// tasks, workflows, checkpoint, proofs, key), the C2SP tlog-tiles read
+// endpoints at the root, health and metrics. It adds HTTP to a
+// *ledger.Ledger, not rules: every decision stays in the ledger, so the
+// CLI and the service always agree.
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/transport"
+)
+
+// Defaults of SVC-4 and SVC-10.
+const (
+	DefaultBatchWindow = 5 * time.Millisecond
+	DefaultBatchMax    = 512
+	DefaultMaxBody     = 1 << 20
+	DefaultMaxTokens   = 1000
+	DefaultMaxToken    = 8192
+	DefaultMaxInFlight = 4096
+	DefaultPageLimit   = 100
+	MaxPageLimit       = 1000
+)
+
+// Config holds what the service needs. Ledger is required (opened with its
+// signing key and trust, for appends).
+type Config struct {
+	Ledger *ledger.Ledger
+	// ReadTokens are the bearer tokens that may read entries, tasks and
+	// workflows; nil leaves those reads open (only on loopback: the CLI
+	// enforces SVC-8).
+	ReadTokens []string
+	// Tunables; zero means the default.
+	BatchWindow time.Duration
+	BatchMax    int
+	MaxBody     int64
+	MaxTokens   int
+	MaxInFlight int
+	Log         *slog.Logger
+}
+
+// Server is the audit service's handler. It is safe for concurrent use.
+type Server struct {
+	cfg      Config
+	l        *ledger.Ledger
+	b        *batcher
+	mu       sync.RWMutex
+	closed   bool
+	inflight atomic.Int64
+	tokens   [][32]byte // SHA-256 of the read tokens
+	metrics  *metrics
+	mux      *http.ServeMux
+}
+
+// New returns the service over cfg.Ledger.
+func New(cfg Config) (*Server, error) {
+	if cfg.Ledger == nil {
+		return nil, errors.New("server: Ledger is required")
+	}
+	if cfg.BatchWindow == 0 {
+		cfg.BatchWindow = DefaultBatchWindow
+	}
+	if cfg.BatchMax == 0 {
+		cfg.BatchMax = DefaultBatchMax
+	}
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxTokens == 0 {
+		cfg.MaxTokens = DefaultMaxTokens
+	}
+	if cfg.MaxInFlight == 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	s := &Server{cfg: cfg, l: cfg.Ledger, b: newBatcher(cfg.Ledger, cfg.BatchWindow, cfg.BatchMax), metrics: newMetrics()}
+	for _, t := range cfg.ReadTokens {
+		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
+	}
+	m := http.NewServeMux()
+	m.HandleFunc("POST /v1/entries", s.postEntries)
+	m.HandleFunc("GET /v1/entries/{index}", s.read(s.getEntry))
+	m.HandleFunc("GET /v1/tasks/{jti}", s.read(s.getTask))
+	m.HandleFunc("GET /v1/workflows", s.read(s.listWorkflows))
+	m.HandleFunc("GET /v1/workflows/{wid}", s.read(s.getWorkflow))
+	m.HandleFunc("GET /v1/checkpoint", s.getCheckpoint)
+	m.HandleFunc("GET /checkpoint", s.getCheckpoint)
+	m.HandleFunc("GET /v1/proofs/inclusion", s.getInclusion)
+	m.HandleFunc("GET /v1/proofs/consistency", s.getConsistency)
+	m.HandleFunc("GET /v1/key", s.getKey)
+	m.HandleFunc("GET /tile/", s.getTile)
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	m.HandleFunc("GET /readyz", s.ready)
+	m.HandleFunc("GET /metrics", s.metrics.serve)
+	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		problem(w, agentctx.Errorf(agentctx.CodeMalformed, "SVC-9", "", "no route %s %s", r.Method, r.URL.Path), http.StatusNotFound)
+	})
+	s.mux = m
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler, with one log line per request (route,
+// status, duration; never a token or credential).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	sw := &statusWriter{ResponseWriter: w, status: 200}
+	s.mux.ServeHTTP(sw, r)
+	route := r.Pattern
+	if route == "" {
+		route = "unknown"
+	}
+	s.metrics.request(route, sw.status)
+	s.cfg.Log.Info("request", "method", r.Method, "route", route, "status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(s int) { w.status = s; w.ResponseWriter.WriteHeader(s) }
+
+// Close stops accepting appends and waits for the queued batches to commit
+// (SVC-3); the caller then closes the store.
+func (s *Server) Close() {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		s.b.close()
+	}
+	s.mu.Unlock()
+}
+
+func problem(w http.ResponseWriter, err error, status int) {
+	transport.WriteProblemStatus(w, err, status)
+}
+
+func badRequest(format string, args ...any) error {
+	return agentctx.Errorf(agentctx.CodeMalformed, "SVC-9", "", format, args...)
+}
+
+// read guards the reads that may reveal what agents did (SVC-8): with read
+// tokens configured, a bearer token compared in constant time is needed.
+func (s *Server) read(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(s.tokens) > 0 {
+			got := ""
+			if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+				got = strings.TrimSpace(v[7:])
+			}
+			h1 := sha256.Sum256([]byte(got))
+			ok := 0
+			for _, t := range s.tokens {
+				ok |= subtle.ConstantTimeCompare(h1[:], t[:])
+			}
+			if ok != 1 || got == "" {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="agentctx"`)
+				problem(w, agentctx.Errorf(agentctx.CodeUnknownKey, "SVC-8", "", "a read credential is needed (Authorization: Bearer)"), http.StatusUnauthorized)
+				return
+			}
+		}
+		h(w, r)
+	}
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Message: "encoding the answer failed"}, 500)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(append(b, '\n'))
+}
+
+// result is one token's answer in an append.
+type result struct {
+	OK         bool              `json:"ok"`
+	Index      *uint64           `json:"index,omitempty"`
+	Receipt    *ledger.Receipt   `json:"receipt,omitempty"`
+	Supporting []*ledger.Receipt `json:"supporting,omitempty"`
+	Partial    bool              `json:"partial,omitempty"`
+	Missing    []string          `json:"missing,omitempty"`
+	Code       agentctx.Code     `json:"code,omitempty"`
+	Rule       string            `json:"rule,omitempty"`
+	Message    string            `json:"message,omitempty"`
+}
+
+func resultOf(o ledger.Outcome) result {
+	if o.Err != nil {
+		r := result{Code: agentctx.CodeOf(o.Err)}
+		var e *agentctx.Error
+		if errors.As(o.Err, &e) {
+			r.Rule, r.Message = e.Rule, e.Message
+		}
+		return r
+	}
+	idx := o.Receipt.Index
+	return result{OK: true, Index: &idx, Receipt: o.Receipt, Supporting: o.Supporting, Partial: len(o.Partial) > 0, Missing: o.Partial}
+}
+
+// statusOfRefusal is the SVC-9 status of a refused token.
+func statusOfRefusal(code agentctx.Code) int {
+	switch code {
+	case agentctx.CodeDAGDuplicate:
+		return http.StatusConflict
+	case agentctx.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusUnprocessableEntity
+}
+
+func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
+	s.mu.RLock()
+	closed := s.closed
+	s.mu.RUnlock()
+	if closed {
+		w.Header().Set("Retry-After", "1")
+		problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "SVC-3", Message: "the service is stopping"}, http.StatusServiceUnavailable)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, s.cfg.MaxBody+1))
+	if err != nil {
+		problem(w, badRequest("the body could not be read"), http.StatusBadRequest)
+		return
+	}
+	if int64(len(body)) > s.cfg.MaxBody {
+		problem(w, agentctx.Errorf(agentctx.CodeTooLarge, "SVC-10", "", "the body is over %d bytes", s.cfg.MaxBody), http.StatusRequestEntityTooLarge)
+		return
+	}
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	var lines []string
+	single := false
+	switch ct {
+	case "application/jwt", "text/plain":
+		single = true
+		lines = []string{strings.TrimSpace(string(body))}
+	case "application/json":
+		var req struct {
+			Tokens []string `json:"tokens"`
+		}
+		dec := json.NewDecoder(strings.NewReader(string(body)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil || dec.More() {
+			problem(w, badRequest(`the body is not {"tokens": [...]}`), http.StatusBadRequest)
+			return
+		}
+		lines = req.Tokens
+	default:
+		problem(w, badRequest("send application/jwt (one token) or application/json {\"tokens\": [...]}"), http.StatusUnsupportedMediaType)
+		return
+	}
+	if len(lines) == 0 || len(lines) == 1 && lines[0] == "" {
+		problem(w, badRequest("no token to append"), http.StatusBadRequest)
+		return
+	}
+	if len(lines) > s.cfg.MaxTokens {
+		problem(w, agentctx.Errorf(agentctx.CodeTooLarge, "SVC-10", "", "%d tokens, the limit is %d per request", len(lines), s.cfg.MaxTokens), http.StatusRequestEntityTooLarge)
+		return
+	}
+	// SPEC: SVC-10 in-flight cap: 503 with Retry-After beyond it.
+	if n := s.inflight.Add(int64(len(lines))); n > int64(s.cfg.MaxInFlight) {
+		s.inflight.Add(-int64(len(lines)))
+		w.Header().Set("Retry-After", "1")
+		problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "SVC-10", Message: "too many appends in flight; retry"}, http.StatusServiceUnavailable)
+		return
+	}
+	defer s.inflight.Add(-int64(len(lines)))
+	inputs := make([]ledger.Input, len(lines))
+	tooLong := make([]bool, len(lines))
+	var queued []ledger.Input
+	for i, l := range lines {
+		parts := strings.Split(l, ",")
+		for j := range parts {
+			parts[j] = strings.TrimSpace(parts[j])
+		}
+		inputs[i] = ledger.Input{Token: parts[0], Supporting: parts[1:]}
+		if len(parts[0]) > DefaultMaxToken {
+			tooLong[i] = true
+			continue
+		}
+		queued = append(queued, inputs[i])
+	}
+	var outs []ledger.Outcome
+	if len(queued) > 0 {
+		s.mu.RLock()
+		if s.closed {
+			s.mu.RUnlock()
+			w.Header().Set("Retry-After", "1")
+			problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "SVC-3", Message: "the service is stopping"}, http.StatusServiceUnavailable)
+			return
+		}
+		start := time.Now()
+		outs, err = s.b.append(r.Context(), queued)
+		s.mu.RUnlock()
+		s.metrics.commit(time.Since(start))
+		if err != nil {
+			s.cfg.Log.Error("append failed", "err", err)
+			problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "LED-10", Message: "the append failed; nothing was acknowledged"}, http.StatusInternalServerError)
+			return
+		}
+	}
+	results := make([]result, len(lines))
+	for i := range lines {
+		if tooLong[i] {
+			results[i] = result{Code: agentctx.CodeTooLarge, Rule: "ECT-V1", Message: fmt.Sprintf("the token is over %d bytes", DefaultMaxToken)}
+		} else {
+			results[i], outs = resultOf(outs[0]), outs[1:]
+		}
+		s.metrics.appended(results[i])
+		if !results[i].OK {
+			s.cfg.Log.Info("token refused", "token_sha256", hashOf(inputs[i].Token), "code", results[i].Code)
+		}
+	}
+	if single {
+		res := results[0]
+		if !res.OK {
+			problem(w, &agentctx.Error{Code: res.Code, Rule: res.Rule, Message: res.Message}, statusOfRefusal(res.Code))
+			return
+		}
+		writeJSON(w, res.Receipt)
+		return
+	}
+	writeJSON(w, map[string]any{"results": results})
+}
+
+func hashOf(tok string) string {
+	h := sha256.Sum256([]byte(tok))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.l.Size(r.Context()); err != nil {
+		problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "SVC-7", Message: "the store is not reachable"}, http.StatusServiceUnavailable)
+		return
+	}
+	io.WriteString(w, "ready\n")
+}
+
+// uintParam reads a non-negative integer query parameter.
+func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return 0, badRequest("%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
