@@ -48,6 +48,10 @@ type Config struct {
 	// workflows; nil leaves those reads open (only on loopback: the CLI
 	// enforces SVC-8).
 	ReadTokens []string
+	// ClientCerts lets a request with a verified TLS client certificate
+	// read (the listener verifies it against the configured CAs); with it
+	// or with ReadTokens, reads need a credential.
+	ClientCerts bool
 	// Tunables; zero means the default.
 	BatchWindow time.Duration
 	BatchMax    int
@@ -163,7 +167,11 @@ func badRequest(format string, args ...any) error {
 // tokens configured, a bearer token compared in constant time is needed.
 func (s *Server) read(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if len(s.tokens) > 0 {
+		if r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && s.cfg.ClientCerts {
+			h(w, r)
+			return
+		}
+		if len(s.tokens) > 0 || s.cfg.ClientCerts {
 			got := ""
 			if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 				got = strings.TrimSpace(v[7:])
@@ -171,7 +179,7 @@ func (s *Server) read(h http.HandlerFunc) http.HandlerFunc {
 			h1 := sha256.Sum256([]byte(got))
 			ok := 0
 			for _, t := range s.tokens {
-				ok |= subtle.ConstantTimeCompare(h1[:], t[:])
+				ok |= subtle.ConstantTimeCompare(h1[:], t[:]) // SPEC: SVC-8 constant time
 			}
 			if ok != 1 || got == "" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="agentctx"`)
