@@ -21,35 +21,7 @@ import (
 // --db postgres://... (LED-12 through the CLI). PostgreSQL is found at
 // $AGENTCTX_TEST_POSTGRES; under CI=true an unreachable server fails.
 func TestLedgerCLIOnPostgres(t *testing.T) {
-	base := os.Getenv("AGENTCTX_TEST_POSTGRES")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	admin, err := pgxpool.New(ctx, base)
-	if err == nil {
-		err = admin.Ping(ctx)
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("PostgreSQL unreachable under CI: %v", err)
-		}
-		t.Skipf("PostgreSQL unreachable: %v", err)
-	}
-	defer admin.Close()
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "agentctx_cli_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Exec(context.Background(), "DROP SCHEMA "+schema+" CASCADE")
-	sep := "?"
-	if strings.Contains(base, "?") {
-		sep = "&"
-	}
-	db := base + sep + "search_path=" + schema
+	db := testPostgres(t)
 
 	dir := t.TempDir()
 	key := testkeys.EdDSA("cli-pg", "k1")
@@ -78,4 +50,49 @@ func TestLedgerCLIOnPostgres(t *testing.T) {
 	if out, code := cli("", "ledger", "verify", "--db", db, "--trust", trustPath); code != 0 || !strings.Contains(out, "ledger intact: 1 entry") {
 		t.Fatalf("verify: %d %s", code, out)
 	}
+}
+
+// testPostgres returns the URL of a fresh schema on the PostgreSQL server at
+// $AGENTCTX_TEST_POSTGRES (default: the local one), dropped when the test
+// ends. Under CI=true an unreachable server fails the test; elsewhere it
+// skips it.
+func testPostgres(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("AGENTCTX_TEST_POSTGRES")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	admin, err := pgxpool.New(ctx, base)
+	if err == nil {
+		err = admin.Ping(ctx)
+	}
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("PostgreSQL unreachable under CI: %v", err)
+		}
+		t.Skipf("PostgreSQL unreachable: %v", err)
+	}
+	defer admin.Close()
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "agentctx_cli_" + hex.EncodeToString(b)
+	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if a, err := pgxpool.New(ctx, base); err == nil {
+			a.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			a.Close()
+		}
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	db := base + sep + "search_path=" + schema
+	return db
 }

@@ -45,30 +45,10 @@ func TestServeCLI(t *testing.T) {
 			t.Errorf("%s", stderr)
 		}
 	}
-	exe, _ := os.Executable()
-	bin := t.TempDir()
-	os.Symlink(exe, filepath.Join(bin, "agentctx"))
-	cmd := exec.Command(filepath.Join(bin, "agentctx"), "serve", "--db", "l.db", "--key", "l.key", "--trust", "trust.json", "--config", "good.yaml")
-	cmd.Dir = dir
-	out, _ := cmd.StdoutPipe()
-	cmd.Stderr = io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	line := make(chan string, 1)
-	go func() { l, _ := bufio.NewReader(out).ReadString('\n'); line <- l }()
-	var first string
-	select {
-	case first = <-line:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no start line")
-	}
-	m := regexp.MustCompile(`^agentctx: serving ledger spiffe://ex.com/ledger at (http://127\.0\.0\.1:\d+) \(key spiffe://ex.com/ledger\+[0-9a-f]{8}\+\S+\)\n$`).FindStringSubmatch(first)
-	if m == nil {
+	base, cmd, first := startServe(t, dir, "serve", "--db", "l.db", "--key", "l.key", "--trust", "trust.json", "--config", "good.yaml")
+	if !regexp.MustCompile(`^agentctx: serving ledger spiffe://ex.com/ledger at http://127\.0\.0\.1:\d+ \(key spiffe://ex.com/ledger\+[0-9a-f]{8}\+\S+\)\n$`).MatchString(first) {
 		t.Fatalf("SVC-1 start line %q", first)
 	}
-	base := m[1]
 	resp, err := http.Post(base+"/v1/entries", "application/jwt", strings.NewReader(tok))
 	if err != nil {
 		t.Fatal(err)
@@ -104,4 +84,34 @@ func TestServeCLI(t *testing.T) {
 	if v := must("ledger", "verify", "--db", "l.db", "--trust", "trust.json", "--ledger-key-file", "l.vkey"); !strings.Contains(v, "ledger intact: 1 entry") {
 		t.Fatal(v)
 	}
+}
+
+// startServe runs the CLI (args from "serve" on) as its own process in dir,
+// waits for its start line and returns the URL it serves, the process
+// (killed when the test ends) and the start line.
+func startServe(t *testing.T, dir string, args ...string) (base string, cmd *exec.Cmd, first string) {
+	t.Helper()
+	exe, _ := os.Executable()
+	bin := t.TempDir()
+	os.Symlink(exe, filepath.Join(bin, "agentctx"))
+	cmd = exec.Command(filepath.Join(bin, "agentctx"), args...)
+	cmd.Dir = dir
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	line := make(chan string, 1)
+	go func() { l, _ := bufio.NewReader(out).ReadString('\n'); line <- l; io.Copy(io.Discard, out) }()
+	select {
+	case first = <-line:
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve: no start line")
+	}
+	m := regexp.MustCompile(` at (https?://\S+) \(key `).FindStringSubmatch(first)
+	if m == nil {
+		t.Fatalf("serve: start line %q", first)
+	}
+	return m[1], cmd, first
 }
