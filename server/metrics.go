@@ -17,6 +17,7 @@ type metrics struct {
 	commits  []int64          // histogram counts of commit latency
 	sum      float64
 	count    int64
+	inflight func() int64 // tokens being appended now
 }
 
 var buckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
@@ -74,6 +75,9 @@ func (m *metrics) serve(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, "agentctx_append_seconds_bucket{le=\"%g\"} %d\n", b, m.commits[i])
 	}
 	fmt.Fprintf(w, "agentctx_append_seconds_bucket{le=\"+Inf\"} %d\nagentctx_append_seconds_sum %g\nagentctx_append_seconds_count %d\n", m.count, m.sum, m.count)
+	fmt.Fprintln(w, "# HELP agentctx_appends_in_flight Tokens being appended now (SVC-10 caps it).")
+	fmt.Fprintln(w, "# TYPE agentctx_appends_in_flight gauge")
+	fmt.Fprintf(w, "agentctx_appends_in_flight %d\n", m.inflight())
 }
 
 func sortedKeys(m map[string]int64) []string {

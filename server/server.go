@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,6 +58,7 @@ type Config struct {
 	BatchMax    int
 	MaxBody     int64
 	MaxTokens   int
+	MaxToken    int
 	MaxInFlight int
 	Log         *slog.Logger
 }
@@ -79,6 +81,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger == nil {
 		return nil, errors.New("server: Ledger is required")
 	}
+	if cfg.BatchWindow < 0 || cfg.BatchMax < 0 || cfg.MaxBody < 0 || cfg.MaxTokens < 0 || cfg.MaxToken < 0 || cfg.MaxInFlight < 0 {
+		return nil, errors.New("server: a batch setting or cap is negative; give a positive value or zero for the default")
+	}
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = DefaultBatchWindow
 	}
@@ -91,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxTokens == 0 {
 		cfg.MaxTokens = DefaultMaxTokens
 	}
+	if cfg.MaxToken == 0 {
+		cfg.MaxToken = DefaultMaxToken
+	}
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
@@ -98,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		cfg.Log = slog.Default()
 	}
 	s := &Server{cfg: cfg, l: cfg.Ledger, b: newBatcher(cfg.Ledger, cfg.BatchWindow, cfg.BatchMax), metrics: newMetrics()}
+	s.metrics.inflight = s.inflight.Load
 	for _, t := range cfg.ReadTokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -117,29 +126,74 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("GET /readyz", s.ready)
 	m.HandleFunc("GET /metrics", s.metrics.serve)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, method := range []string{"GET", "POST"} {
+			if method == r.Method {
+				continue
+			}
+			c := r.Clone(r.Context())
+			c.Method = method
+			if _, pat := m.Handler(c); pat != "/" && pat != "" {
+				allow = append(allow, method)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			problem(w, agentctx.Errorf(agentctx.CodeMalformed, "SVC-9", "", "%s %s: use %s", r.Method, r.URL.Path, strings.Join(allow, " or ")), http.StatusMethodNotAllowed)
+			return
+		}
 		problem(w, agentctx.Errorf(agentctx.CodeMalformed, "SVC-9", "", "no route %s %s", r.Method, r.URL.Path), http.StatusNotFound)
 	})
 	s.mux = m
 	return s, nil
 }
 
-// ServeHTTP implements http.Handler, with one log line per request (route,
-// status, duration; never a token or credential).
+// ServeHTTP implements http.Handler, with one log line per request: route,
+// status, duration and, for appends, the jti of each token appended and the
+// SHA-256 of each token sent; never a token, key or credential.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	sw := &statusWriter{ResponseWriter: w, status: 200}
-	s.mux.ServeHTTP(sw, r)
+	if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+		problem(sw, badRequest("the query string does not parse: %v", err), http.StatusBadRequest)
+	} else {
+		s.mux.ServeHTTP(sw, r)
+	}
 	route := r.Pattern
 	if route == "" {
 		route = "unknown"
 	}
 	s.metrics.request(route, sw.status)
-	s.cfg.Log.Info("request", "method", r.Method, "route", route, "status", sw.status, "duration_ms", time.Since(start).Milliseconds())
+	attrs := []any{"method", r.Method, "route", route, "status", sw.status, "duration_ms", time.Since(start).Milliseconds()}
+	if sw.hashes != nil {
+		attrs = append(attrs, "jti", sw.jtis, "token_sha256", sw.hashes)
+	}
+	s.cfg.Log.Info("request", attrs...)
 }
 
+// statusWriter records the status and, for appends, what the log line
+// names: jtis and token hashes.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	jtis   []string
+	hashes []string
+}
+
+// logTokens records the tokens of an append for the request's log line.
+func logTokens(w http.ResponseWriter, inputs []ledger.Input, results []result) {
+	sw, ok := w.(*statusWriter)
+	if !ok {
+		return
+	}
+	sw.hashes = make([]string, len(inputs))
+	sw.jtis = []string{}
+	for i, in := range inputs {
+		sw.hashes[i] = hashOf(in.Token)
+		if i < len(results) && results[i].OK && results[i].Receipt != nil {
+			sw.jtis = append(sw.jtis, results[i].Receipt.JTI)
+		}
+	}
 }
 
 func (w *statusWriter) WriteHeader(s int) { w.status = s; w.ResponseWriter.WriteHeader(s) }
@@ -303,7 +357,7 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 			parts[j] = strings.TrimSpace(parts[j])
 		}
 		inputs[i] = ledger.Input{Token: parts[0], Supporting: parts[1:]}
-		if len(parts[0]) > DefaultMaxToken {
+		if len(parts[0]) > s.cfg.MaxToken {
 			tooLong[i] = true
 			continue
 		}
@@ -331,7 +385,7 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 	results := make([]result, len(lines))
 	for i := range lines {
 		if tooLong[i] {
-			results[i] = result{Code: agentctx.CodeTooLarge, Rule: "ECT-V1", Message: fmt.Sprintf("the token is over %d bytes", DefaultMaxToken)}
+			results[i] = result{Code: agentctx.CodeTooLarge, Rule: "ECT-V1", Message: fmt.Sprintf("the token is over %d bytes", s.cfg.MaxToken)}
 		} else {
 			results[i], outs = resultOf(outs[0]), outs[1:]
 		}
@@ -340,6 +394,7 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Log.Info("token refused", "token_sha256", hashOf(inputs[i].Token), "code", results[i].Code)
 		}
 	}
+	logTokens(w, inputs, results)
 	if single {
 		res := results[0]
 		if !res.OK {

@@ -36,7 +36,14 @@ type fixture struct {
 	now  time.Time
 }
 
-func newFixture(t *testing.T, readTokens ...string) *fixture {
+func newFixture(t testing.TB, readTokens ...string) *fixture {
+	t.Helper()
+	return newFixtureWith(t, func(c *server.Config) { c.ReadTokens = readTokens })
+}
+
+// newFixtureWith is newFixture with the service's configuration changed by
+// set.
+func newFixtureWith(t testing.TB, set func(*server.Config)) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "l.db"))
@@ -54,7 +61,9 @@ func newFixture(t *testing.T, readTokens ...string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.s, err = server.New(server.Config{Ledger: f.l, ReadTokens: readTokens, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := server.Config{Ledger: f.l, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	set(&cfg)
+	f.s, err = server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

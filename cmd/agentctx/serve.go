@@ -94,6 +94,13 @@ func cmdServe(e *env, args []string) error {
 	logFormat := fs.String("log-format", "text", "text or json")
 	batchWindow := fs.Duration("batch-window", server.DefaultBatchWindow, "group commit: how long a batch waits for more appends")
 	batchMax := fs.Int("batch-max", server.DefaultBatchMax, "group commit: the most tokens in one batch")
+	maxBody := fs.Int64("max-body", server.DefaultMaxBody, "the largest request body, in bytes (SVC-10)")
+	maxTokens := fs.Int("max-tokens", server.DefaultMaxTokens, "the most tokens in one append request")
+	maxToken := fs.Int("max-token", server.DefaultMaxToken, "the largest token, in bytes")
+	maxInFlight := fs.Int("max-in-flight", server.DefaultMaxInFlight, "the most tokens being appended at once; beyond it appends get 503")
+	headerTimeout := fs.Duration("header-timeout", 5*time.Second, "how long a client may take to send the request headers")
+	requestTimeout := fs.Duration("request-timeout", 30*time.Second, "how long a request may take to read and to answer")
+	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -137,17 +144,23 @@ func cmdServe(e *env, args []string) error {
 		return usagef("configure --tls-cert/--tls-key and --read-tokens or --client-ca, or say --insecure-listen",
 			"--listen %s is not a loopback address: reads would be open to the network", describeArg(*listen))
 	}
+	for name, d := range map[string]time.Duration{"header-timeout": *headerTimeout, "request-timeout": *requestTimeout, "idle-timeout": *idleTimeout} {
+		if d <= 0 {
+			return usagef("", "--%s must be positive (SVC-10: slow clients are cut off)", name)
+		}
+	}
 	ctx := context.Background()
 	l, store, err := openLedger(ctx, e, &f, true, true)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	srv, err := server.New(server.Config{Ledger: l, ReadTokens: tokens, ClientCerts: *clientCA != "", BatchWindow: *batchWindow, BatchMax: *batchMax, Log: log})
+	srv, err := server.New(server.Config{Ledger: l, ReadTokens: tokens, ClientCerts: *clientCA != "", BatchWindow: *batchWindow, BatchMax: *batchMax,
+		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, Log: log})
 	if err != nil {
 		return usagef("", "%v", err)
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: *headerTimeout, ReadTimeout: *requestTimeout, WriteTimeout: *requestTimeout, IdleTimeout: *idleTimeout}
 	scheme := "http"
 	if *tlsCert != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
