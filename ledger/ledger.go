@@ -78,6 +78,15 @@ type Ledger struct {
 	act      *act.Verifier
 	rf       *compact.RangeFactory
 	mu       sync.Mutex
+	// opened is the last checkpoint whose signature was checked, so that
+	// proofs against the latest checkpoint check it once, not per proof.
+	opened atomic.Pointer[openedCheckpoint]
+}
+
+// openedCheckpoint is a signed checkpoint (its exact bytes) and what it says.
+type openedCheckpoint struct {
+	signed []byte
+	c      Checkpoint
 }
 
 // GenerateKey returns a new note signer key (secret, keep it in a 0600 file)
@@ -673,9 +682,23 @@ type Checkpoint struct {
 	Root   []byte
 }
 
-// OpenCheckpoint checks a signed checkpoint with the ledger's key.
+// OpenCheckpoint checks a signed checkpoint with the ledger's key. The
+// signature of the same bytes is checked once: the ledger keeps the last
+// checkpoint it opened.
 func (l *Ledger) OpenCheckpoint(signed []byte) (*Checkpoint, error) {
-	return OpenCheckpoint(signed, l.verifier)
+	if o := l.opened.Load(); o != nil && bytes.Equal(o.signed, signed) {
+		c := o.c
+		c.Root = bytes.Clone(c.Root)
+		return &c, nil
+	}
+	c, err := OpenCheckpoint(signed, l.verifier)
+	if err != nil {
+		return nil, err
+	}
+	o := &openedCheckpoint{signed: bytes.Clone(signed), c: *c}
+	o.c.Root = bytes.Clone(c.Root)
+	l.opened.Store(o)
+	return c, nil
 }
 
 // OpenCheckpoint checks a signed checkpoint note with v and parses its body.

@@ -1,6 +1,7 @@
 package ledgertest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strings"
@@ -251,6 +252,22 @@ func runEvidence(t *testing.T, b Backend) {
 		old, _ := f.ECT("old")
 		wantCode(t, f.one(ledger.Input{Token: old}), agentctx.CodeExpired)
 		auditPasses(t, f.l)
+	})
+	t.Run("LED-9/a checkpoint changed after the ledger opened it is refused", func(t *testing.T) {
+		f, _ := build(t)
+		if _, err := f.l.Prove(ctx, 3, 0); err != nil { // opens (and keeps) the latest checkpoint
+			t.Fatal(err)
+		}
+		raw, _ := f.l.Checkpoint(ctx)
+		forged := bytes.Replace(raw, []byte("\n20\n"), []byte("\n21\n"), 1)
+		b.Tamper(t, f.store, `UPDATE checkpoints SET note = ? WHERE size = 20`, forged)
+		if _, err := f.l.Prove(ctx, 3, 0); err == nil {
+			t.Fatal("a proof against an altered checkpoint, after the genuine one was opened")
+		}
+		b.Tamper(t, f.store, `UPDATE checkpoints SET note = ? WHERE size = 20`, raw)
+		if _, err := f.l.Prove(ctx, 3, 0); err != nil {
+			t.Fatalf("the genuine checkpoint again: %v", err)
+		}
 	})
 	t.Run("LED-9a/a replaced key with re-signed checkpoints is found with the pinned key", func(t *testing.T) {
 		f, _ := build(t)
