@@ -310,7 +310,11 @@ func TestTiles(t *testing.T) {
 	}
 	rf := &compact.RangeFactory{Hash: rfc6962.DefaultHasher.HashChildren}
 	rng := rf.NewEmptyRange(0)
-	for tile, width := range map[string]int{"000": 256, "001.p/44": 44} {
+	for _, tw := range []struct {
+		tile  string
+		width int
+	}{{"000", 256}, {"001.p/44", 44}} { // in order: the leaves are appended to rng
+		tile, width := tw.tile, tw.width
 		resp, hs := get(t, f.srv.URL+"/tile/0/"+tile)
 		_, bundle := get(t, f.srv.URL+"/tile/entries/"+tile)
 		if resp.StatusCode != 200 || len(hs) != 32*width {
