@@ -48,6 +48,9 @@ type Config struct {
 	MaxLength int           // 0 means DefaultMaxLength
 	// NoLegacy refuses "par" for "pred" (draft -00), accepted by default.
 	NoLegacy bool
+	// SignatureCache, when positive, remembers up to that many signatures
+	// that verified, as ect.Config.SignatureCache. 0: none.
+	SignatureCache int
 	// Replay is the replay cache for records (ACT-V5); nil gives the verifier
 	// its own. Mandates may be presented many times and are not cached.
 	Replay *replay.Cache
@@ -93,7 +96,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Replay == nil {
 		cfg.Replay = replay.New(replay.DefaultCapacity)
 	}
-	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, Trust: cfg.Trust}}, nil
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache)}}, nil
 }
 
 // VerifyMandate verifies a mandate presented for use now (ECT-V1..V11 with

@@ -52,6 +52,11 @@ type Config struct {
 	// NoLegacy refuses the names of draft -00 (typ wimse-exec+jwt, par, ext),
 	// which are accepted by default.
 	NoLegacy bool
+	// SignatureCache, when positive, remembers up to that many signatures
+	// that verified (keyed by the exact signing input, signature, algorithm
+	// and key), so that verifying the same token again skips the signature
+	// check; every other check runs each time. 0: none.
+	SignatureCache int
 	// Replay is the replay cache (ECT-V12). nil gives the verifier its own
 	// cache of DefaultReplayCapacity entries; share one cache between
 	// verifiers that must not accept the same token twice.
@@ -119,7 +124,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.NoLegacy {
 		legacyTyp = ""
 	}
-	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust}}, nil
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache)}}, nil
 }
 
 // Verify runs the real-time verification procedure ECT-V1..ECT-V13 on token,

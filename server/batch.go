@@ -9,8 +9,9 @@ import (
 )
 
 // batcher group-commits the appends of concurrent requests (SVC-4, LED-10):
-// requests that arrive within the window (or until the batch holds max
-// tokens) share one Ledger.Append, one transaction and one checkpoint, and
+// the requests waiting when the sequencer is free (those that arrived while
+// the previous batch committed), up to max tokens and taken within the
+// window, share one Ledger.Append, one transaction and one checkpoint, and
 // each request is answered once its own tokens committed. The batch runs
 // on its own context: a client that disconnects does not abort the others.
 type batcher struct {
@@ -52,9 +53,13 @@ func (b *batcher) loop() {
 	for first := range b.in {
 		batch := []*pending{first}
 		n := len(first.inputs)
-		timer := time.NewTimer(b.window)
+		deadline := time.Now().Add(b.window)
+		// Take every request already waiting, up to max tokens and the
+		// window; when none is waiting, commit now: the requests that
+		// arrive meanwhile form the next batch, so a batch never idles
+		// on a timer while every client waits for it.
 	collect:
-		for n < b.max {
+		for n < b.max && time.Now().Before(deadline) {
 			select {
 			case p, ok := <-b.in:
 				if !ok {
@@ -62,11 +67,10 @@ func (b *batcher) loop() {
 				}
 				batch = append(batch, p)
 				n += len(p.inputs)
-			case <-timer.C:
+			default:
 				break collect
 			}
 		}
-		timer.Stop()
 		b.commit(batch, n)
 	}
 }

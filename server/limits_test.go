@@ -3,6 +3,7 @@ package server_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -12,8 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/server"
 )
 
@@ -91,46 +94,61 @@ func TestCaps(t *testing.T) {
 	}
 }
 
-// TestInFlightCap: with 3 tokens waiting for their batch and a cap of 4, an
-// append of 2 more gets 503 with Retry-After (SVC-10); exactly the cap is
-// taken.
+// gatedStore holds every commit until the test opens the gate.
+type gatedStore struct {
+	ledger.Store
+	gate chan struct{}
+}
+
+func (g *gatedStore) Commit(ctx context.Context, e []ledger.Entry, n []ledger.TreeNode, cp []byte) error {
+	<-g.gate
+	return g.Store.Commit(ctx, e, n, cp)
+}
+
+// TestInFlightCap: with 3 tokens in a commit that has not finished and a
+// cap of 4, an append of 2 more gets 503 with Retry-After (SVC-10); one
+// more, exactly the cap, is taken.
 func TestInFlightCap(t *testing.T) {
-	f := newFixtureWith(t, func(c *server.Config) {
-		c.MaxInFlight = 4
-		c.BatchWindow = 3e9 // the first request waits for its batch to fill
-		c.BatchMax = 4
-	})
+	gate := make(chan struct{})
+	f := newFixtureStore(t, func(s ledger.Store) ledger.Store { return &gatedStore{s, gate} },
+		func(c *server.Config) { c.MaxInFlight = 4 })
 	var toks []string
 	for i := 0; i < 4; i++ {
 		tok, _ := f.ect(t, fmt.Sprintf("t%d", i))
 		toks = append(toks, tok)
 	}
-	done := make(chan int)
-	go func() {
-		resp, err := http.Post(f.srv.URL+"/v1/entries", "application/json", strings.NewReader(tokensBody(toks[:3]...)))
+	status := make(chan int, 2)
+	send := func(body, ct string) {
+		resp, err := http.Post(f.srv.URL+"/v1/entries", ct, strings.NewReader(body))
 		if err != nil {
-			done <- 0
+			status <- 0
 			return
 		}
 		resp.Body.Close()
-		done <- resp.StatusCode
-	}()
-	for {
-		_, m := get(t, f.srv.URL+"/metrics")
-		if bytes.Contains(m, []byte("\nagentctx_appends_in_flight 3\n")) {
-			break
+		status <- resp.StatusCode
+	}
+	waitInFlight := func(n int) {
+		for {
+			_, m := get(t, f.srv.URL+"/metrics")
+			if bytes.Contains(m, []byte(fmt.Sprintf("\nagentctx_appends_in_flight %d\n", n))) {
+				return
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
+	go send(tokensBody(toks[:3]...), "application/json")
+	waitInFlight(3)
 	resp, b := post(t, f.srv.URL+"/v1/entries", "application/json", tokensBody("x", "y"))
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !isProblem(resp, b) {
 		t.Fatalf("SVC-10: over the in-flight cap: %d %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), b)
 	}
-	// Exactly the cap: the fourth token fills the batch, both commit.
-	if resp, b := post(t, f.srv.URL+"/v1/entries", "application/jwt", toks[3]); resp.StatusCode != 200 {
-		t.Fatalf("SVC-10: at the in-flight cap: %d %s", resp.StatusCode, b)
-	}
-	if s := <-done; s != 200 {
-		t.Fatalf("the waiting append: %d", s)
+	go send(toks[3], "application/jwt") // exactly the cap
+	waitInFlight(4)
+	close(gate)
+	for i := 0; i < 2; i++ {
+		if s := <-status; s != 200 {
+			t.Fatalf("SVC-10: an append within the cap: %d", s)
+		}
 	}
 }
 

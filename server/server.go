@@ -363,6 +363,11 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 		}
 		queued = append(queued, inputs[i])
 	}
+	// The signature checks run here, in parallel across requests, not one
+	// batch at a time under the sequencer (which checks again, cheaply).
+	for _, in := range queued {
+		s.l.Precheck(r.Context(), in)
+	}
 	var outs []ledger.Outcome
 	if len(queued) > 0 {
 		s.mu.RLock()

@@ -45,6 +45,13 @@ func newFixture(t testing.TB, readTokens ...string) *fixture {
 // set.
 func newFixtureWith(t testing.TB, set func(*server.Config)) *fixture {
 	t.Helper()
+	return newFixtureStore(t, nil, set)
+}
+
+// newFixtureStore is newFixtureWith with the ledger's store wrapped by wrap
+// (nil: as is).
+func newFixtureStore(t testing.TB, wrap func(ledger.Store) ledger.Store, set func(*server.Config)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "l.db"))
 	if err != nil {
@@ -57,7 +64,11 @@ func newFixtureWith(t testing.TB, set func(*server.Config)) *fixture {
 	}
 	signer, _ := note.NewSigner(skey)
 	f := &fixture{vkey: vkey, now: time.Now().Truncate(time.Second)}
-	f.l, err = ledger.Open(ctx, ledger.Config{Store: st, Signer: signer, Trust: ledgertest.Trust(), Clock: time.Now})
+	var store ledger.Store = st
+	if wrap != nil {
+		store = wrap(st)
+	}
+	f.l, err = ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Trust: ledgertest.Trust(), Clock: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ type Opener struct {
 	Typ       string         // the media type of the family, e.g. "exec+jwt"
 	AltTyp    string         // a further accepted media type (legacy), "" for none
 	Trust     trust.Resolver // key look-up by (signer, kid)
+	Sigs      *SigCache      // signatures that verified before; nil: none
 }
 
 // Signer names the identity whose key must have signed a token, read from
@@ -70,11 +71,22 @@ func (o *Opener) Open(ctx context.Context, token string, signer Signer) (*jws.To
 		return nil, err
 	}
 	// ECT-V6
+	var k [32]byte
+	cacheable := false
+	if o.Sigs != nil {
+		k, cacheable = sigKey(h.Alg, pub, t.SigningInput, t.Signature)
+	}
+	if cacheable && o.Sigs.has(k) {
+		return t, nil
+	}
 	if err := jws.Verify(h.Alg, pub, t.SigningInput, t.Signature); err != nil {
 		if errors.Is(err, jws.ErrKeyAlgMismatch) {
 			return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "ECT-V5", "alg", "trusted key %q does not match alg %s", h.Kid, h.Alg)
 		}
 		return nil, err
+	}
+	if cacheable {
+		o.Sigs.add(k)
 	}
 	return t, nil
 }
