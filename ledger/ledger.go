@@ -659,6 +659,19 @@ func (l *Ledger) Prove(ctx context.Context, index, size uint64) (*Receipt, error
 	return l.receipt(ctx, &es[0], c.Size, cp, nil)
 }
 
+// ProveLeaf is Prove for the entry whose RFC 9162 leaf hash is leafHash
+// (the receipt's leaf_hash), ErrNotFound when the log holds none.
+func (l *Ledger) ProveLeaf(ctx context.Context, leafHash []byte, size uint64) (*Receipt, error) {
+	es, err := l.cfg.Store.ByLeafHash(ctx, leafHash)
+	if err != nil {
+		return nil, err
+	}
+	if len(es) == 0 {
+		return nil, fmt.Errorf("%w: no entry has leaf hash %x", ErrNotFound, leafHash)
+	}
+	return l.Prove(ctx, es[0].Index, size)
+}
+
 // Get returns the entries of task jti, in workflow wid when wid is not "".
 func (l *Ledger) Get(ctx context.Context, jti, wid string) ([]Entry, error) {
 	es, err := l.cfg.Store.ByJTI(ctx, strings.ToLower(jti))

@@ -90,6 +90,10 @@ type Store interface {
 	Entries(ctx context.Context, from, to uint64) ([]Entry, error)
 	// ByJTI returns every entry whose jti is jti (lower case), any workflow.
 	ByJTI(ctx context.Context, jti string) ([]Entry, error)
+	// ByLeafHash returns the entries whose RFC 9162 leaf hash is hash, in
+	// index order (at most one in a ledger: the leaf data holds the receipt
+	// time and the token, and an identical token is not appended twice).
+	ByLeafHash(ctx context.Context, hash []byte) ([]Entry, error)
 	// Workflow returns the entries of workflow wid (lower case) in index order.
 	Workflow(ctx context.Context, wid string) ([]Entry, error)
 	// Hashes returns the hashes of the given tree nodes, in order.

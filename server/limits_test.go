@@ -4,11 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"sync"
@@ -308,3 +311,43 @@ func TestRequestLog(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestInclusionByLeafHash (SVC-5): ?leaf_hash= (as the receipt holds it, in
+// base64, also with an unescaped '+', base64url or hex) gives the same
+// proof as ?index=; an unknown hash is 404, a malformed one 400, both
+// parameters 400.
+func TestInclusionByLeafHash(t *testing.T) {
+	f := newFixture(t)
+	var rs []ledger.Receipt
+	for i := 0; i < 6; i++ {
+		tok, _ := f.ect(t, fmt.Sprint("leaf", i))
+		_, b := post(t, f.srv.URL+"/v1/entries", "application/jwt", tok)
+		var r ledger.Receipt
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	for _, r := range rs {
+		_, want := get(t, fmt.Sprintf("%s/v1/proofs/inclusion?index=%d&size=4", f.srv.URL, r.Index))
+		if r.Index >= 4 {
+			continue
+		}
+		std := base64.StdEncoding.EncodeToString(r.LeafHash)
+		for _, form := range []string{url.QueryEscape(std), strings.ReplaceAll(std, "+", "%2B"), base64.RawURLEncoding.EncodeToString(r.LeafHash), hex.EncodeToString(r.LeafHash), strings.ReplaceAll(std, "/", "%2F")} {
+			resp, got := get(t, f.srv.URL+"/v1/proofs/inclusion?size=4&leaf_hash="+form)
+			if resp.StatusCode != 200 || !bytes.Equal(got, want) {
+				t.Fatalf("SVC-5: leaf_hash %s of entry %d: %d %s, want %s", form, r.Index, resp.StatusCode, got, want)
+			}
+		}
+	}
+	for q, st := range map[string]int{
+		"leaf_hash=" + hex.EncodeToString(make([]byte, 32)): 404,
+		"leaf_hash=abc": 400,
+		"leaf_hash=" + hex.EncodeToString(rs[0].LeafHash) + "&index=0": 400,
+	} {
+		if resp, b := get(t, f.srv.URL+"/v1/proofs/inclusion?"+q); resp.StatusCode != st || !isProblem(resp, b) {
+			t.Errorf("SVC-5: inclusion?%s: %d %s, want %d", q, resp.StatusCode, b, st)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"io"
 	"net/http"
@@ -262,13 +263,8 @@ func (s *Server) getKey(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getInclusion(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("index") == "" {
-		problem(w, badRequest("give index (and optionally size)"), http.StatusBadRequest)
-		return
-	}
-	idx, err := uintParam(r, "index", 0)
-	if err != nil {
-		problem(w, err, http.StatusBadRequest)
+	if (q.Get("index") == "") == (q.Get("leaf_hash") == "") {
+		problem(w, badRequest("give index or leaf_hash (and optionally size)"), http.StatusBadRequest)
 		return
 	}
 	size, err := uintParam(r, "size", 0)
@@ -276,7 +272,22 @@ func (s *Server) getInclusion(w http.ResponseWriter, r *http.Request) {
 		problem(w, err, http.StatusBadRequest)
 		return
 	}
-	rc, err := s.l.Prove(r.Context(), idx, size)
+	var rc *ledger.Receipt
+	if lh := q.Get("leaf_hash"); lh != "" {
+		h, ok := decodeHash(lh)
+		if !ok {
+			problem(w, badRequest("leaf_hash must be a SHA-256 hash in base64 (as in receipts), base64url or hex"), http.StatusBadRequest)
+			return
+		}
+		rc, err = s.l.ProveLeaf(r.Context(), h, size)
+	} else {
+		idx, perr := uintParam(r, "index", 0)
+		if perr != nil {
+			problem(w, perr, http.StatusBadRequest)
+			return
+		}
+		rc, err = s.l.Prove(r.Context(), idx, size)
+	}
 	if errors.Is(err, ledger.ErrNotFound) {
 		notFound(w, "%v", err)
 		return
@@ -438,4 +449,18 @@ func parseTileIndex(s string) (uint64, int, error) {
 		n = n*1000 + v
 	}
 	return n, width, nil
+}
+
+// decodeHash reads a 32-byte hash in standard base64 (the receipts' JSON),
+// base64url (padded or not) or hex. A '+' sent unescaped in a query
+// arrives as a space and is read as '+'.
+func decodeHash(v string) ([]byte, bool) {
+	v = strings.ReplaceAll(v, " ", "+")
+	for _, dec := range []func(string) ([]byte, error){base64.StdEncoding.DecodeString, base64.URLEncoding.DecodeString,
+		base64.RawURLEncoding.DecodeString, base64.RawStdEncoding.DecodeString, hex.DecodeString} {
+		if b, err := dec(v); err == nil && len(b) == 32 {
+			return b, true
+		}
+	}
+	return nil, false
 }

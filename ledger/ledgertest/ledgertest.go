@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -160,6 +161,27 @@ func Run(t *testing.T, b Backend) {
 		_, otherV, _ := ledger.GenerateKey(LedgerID)
 		if err := ledger.VerifyReceipt(otherV, r, []byte(tok)); err == nil {
 			t.Fatal("receipt verified with another ledger key")
+		}
+	})
+	t.Run("LED-7/a receipt is found again by its leaf hash", func(t *testing.T) {
+		f := newFixture(t, b, false)
+		var toks []string
+		for i := 0; i < 5; i++ {
+			tok, _ := f.ECT(fmt.Sprint("leaf", i))
+			toks = append(toks, tok)
+		}
+		rs := f.ok(toks...)
+		for i, r := range rs {
+			got, err := f.l.ProveLeaf(context.Background(), r.LeafHash, 0)
+			if err != nil || got.Index != r.Index || got.TreeSize != 5 {
+				t.Fatalf("entry %d by leaf hash: %v %+v", i, err, got)
+			}
+			if err := ledger.VerifyReceipt(f.vkey, got, []byte(toks[i])); err != nil {
+				t.Fatalf("entry %d: %v", i, err)
+			}
+		}
+		if _, err := f.l.ProveLeaf(context.Background(), make([]byte, 32), 0); !errors.Is(err, ledger.ErrNotFound) {
+			t.Fatalf("an unknown leaf hash: %v", err)
 		}
 	})
 	t.Run("LED-1/ECT must name the ledger", func(t *testing.T) {

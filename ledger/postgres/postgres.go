@@ -32,6 +32,7 @@ CREATE TABLE entries (
 	token BYTEA NOT NULL, token_hash BYTEA NOT NULL, leaf_hash BYTEA NOT NULL);
 CREATE INDEX entries_jti ON entries(jti);
 CREATE INDEX entries_wid ON entries(wid, idx);
+CREATE INDEX entries_leaf ON entries(leaf_hash);
 CREATE TABLE nodes (level INT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
 CREATE FUNCTION agentctx_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -261,6 +262,12 @@ func (s *Store) Entries(ctx context.Context, from, to uint64) ([]ledger.Entry, e
 // ByJTI implements ledger.Store.
 func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
 	return s.query(ctx, `jti = $1`, jti)
+}
+
+// ByLeafHash implements ledger.Store (indexed in ledgers created since the
+// service's leaf_hash proofs; a scan in older ones).
+func (s *Store) ByLeafHash(ctx context.Context, hash []byte) ([]ledger.Entry, error) {
+	return s.query(ctx, `leaf_hash = $1`, hash)
 }
 
 // Workflow implements ledger.Store.

@@ -30,6 +30,7 @@ CREATE TABLE entries (
 	token BLOB NOT NULL, token_hash BLOB NOT NULL, leaf_hash BLOB NOT NULL);
 CREATE INDEX entries_jti ON entries(jti);
 CREATE INDEX entries_wid ON entries(wid, idx);
+CREATE INDEX entries_leaf ON entries(leaf_hash);
 CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 `
@@ -284,6 +285,12 @@ func (s *Store) Entries(ctx context.Context, from, to uint64) ([]ledger.Entry, e
 // ByJTI implements ledger.Store.
 func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
 	return s.query(ctx, `jti = ?`, jti)
+}
+
+// ByLeafHash implements ledger.Store (indexed in ledgers created since the
+// service's leaf_hash proofs; a scan in older ones).
+func (s *Store) ByLeafHash(ctx context.Context, hash []byte) ([]ledger.Entry, error) {
+	return s.query(ctx, `leaf_hash = ?`, hash)
 }
 
 // Workflow implements ledger.Store.
