@@ -201,6 +201,25 @@ type Receipt struct {
 	WID string `json:"wid,omitempty"`
 }
 
+// KindOf returns the entry kind a token claims, unverified: KindECT,
+// KindACTMandate, KindACTRecord, or "" when it is none of them (or not a
+// JWS). For labels and logs; Append derives the kind itself.
+func KindOf(token string) string {
+	token = strings.TrimSpace(token)
+	k, err := kindOf(token)
+	if err != nil || k == KindECT {
+		return k
+	}
+	shape, err := act.ParseUnverified(token)
+	switch {
+	case err != nil:
+		return ""
+	case shape.Phase == act.PhaseMandate:
+		return KindACTMandate
+	}
+	return KindACTRecord
+}
+
 // kindOf derives the family from the unverified typ (never trusted from the
 // caller, LED-1).
 func kindOf(token string) (string, error) {

@@ -20,6 +20,8 @@ type batcher struct {
 	max    int
 	in     chan *pending
 	wg     sync.WaitGroup
+	// onCommit, when set, is told each committed batch's token count.
+	onCommit func(n int)
 }
 
 type pending struct {
@@ -29,8 +31,8 @@ type pending struct {
 	done   chan struct{}
 }
 
-func newBatcher(l *ledger.Ledger, window time.Duration, max int) *batcher {
-	b := &batcher{l: l, window: window, max: max, in: make(chan *pending, 1024)}
+func newBatcher(l *ledger.Ledger, window time.Duration, max int, onCommit func(int)) *batcher {
+	b := &batcher{l: l, window: window, max: max, in: make(chan *pending, 1024), onCommit: onCommit}
 	b.wg.Add(1)
 	go b.loop()
 	return b
@@ -81,6 +83,9 @@ func (b *batcher) commit(batch []*pending, n int) {
 		all = append(all, p.inputs...)
 	}
 	outs, err := b.l.Append(context.Background(), all)
+	if err == nil && b.onCommit != nil {
+		b.onCommit(n)
+	}
 	for _, p := range batch {
 		if err != nil {
 			p.err = err

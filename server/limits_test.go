@@ -351,3 +351,26 @@ func TestInclusionByLeafHash(t *testing.T) {
 		}
 	}
 }
+
+// TestMetrics (SVC-7): appends by kind and result code, the batch size
+// histogram, the tree size and requests by route and status.
+func TestMetrics(t *testing.T) {
+	f := newFixture(t)
+	tok, _ := f.ect(t, "counted")
+	post(t, f.srv.URL+"/v1/entries", "application/json", tokensBody(tok, "not-a-token"))
+	_, m := get(t, f.srv.URL+"/metrics")
+	for _, want := range []string{
+		`agentctx_appends_total{kind="ect",code="ok"} 1`,
+		`agentctx_appends_total{kind="unknown",code="malformed"} 1`,
+		`agentctx_batch_tokens_bucket{le="2"} 1`,
+		`agentctx_batch_tokens_bucket{le="1"} 0`,
+		`agentctx_batch_tokens_sum 2`,
+		`agentctx_tree_size 1`,
+		`agentctx_append_seconds_count 1`,
+		`agentctx_http_requests_total{route="POST /v1/entries",status="200"} 1`,
+	} {
+		if !bytes.Contains(m, []byte("\n"+want+"\n")) {
+			t.Errorf("SVC-7: /metrics lacks %s:\n%s", want, m)
+		}
+	}
+}

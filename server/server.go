@@ -84,6 +84,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.BatchWindow < 0 || cfg.BatchMax < 0 || cfg.MaxBody < 0 || cfg.MaxTokens < 0 || cfg.MaxToken < 0 || cfg.MaxInFlight < 0 {
 		return nil, errors.New("server: a batch setting or cap is negative; give a positive value or zero for the default")
 	}
+	if cfg.MaxToken > 65000 {
+		return nil, errors.New("server: MaxToken over 65000 bytes: an entry bundle holds entries of at most 65535 bytes (SVC-6)")
+	}
 	if cfg.BatchWindow == 0 {
 		cfg.BatchWindow = DefaultBatchWindow
 	}
@@ -105,8 +108,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Server{cfg: cfg, l: cfg.Ledger, b: newBatcher(cfg.Ledger, cfg.BatchWindow, cfg.BatchMax), metrics: newMetrics()}
+	s := &Server{cfg: cfg, l: cfg.Ledger, metrics: newMetrics()}
+	s.b = newBatcher(cfg.Ledger, cfg.BatchWindow, cfg.BatchMax, s.metrics.batch)
 	s.metrics.inflight = s.inflight.Load
+	s.metrics.size = cfg.Ledger.Size
 	for _, t := range cfg.ReadTokens {
 		s.tokens = append(s.tokens, sha256.Sum256([]byte(t)))
 	}
@@ -394,7 +399,7 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 		} else {
 			results[i], outs = resultOf(outs[0]), outs[1:]
 		}
-		s.metrics.appended(results[i])
+		s.metrics.appended(ledger.KindOf(inputs[i].Token), results[i])
 		if !results[i].OK {
 			s.cfg.Log.Info("token refused", "token_sha256", hashOf(inputs[i].Token), "code", results[i].Code)
 		}
