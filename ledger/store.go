@@ -53,6 +53,39 @@ type Entry struct {
 	LeafHash   []byte
 }
 
+// EntryJSON is an entry as the CLI (ledger get, list) and the service
+// (GET /v1/entries, /v1/tasks) show it: the index columns, the exact token,
+// the received time and the leaf hash.
+type EntryJSON struct {
+	Index      uint64   `json:"index"`
+	Kind       string   `json:"kind"`
+	JTI        string   `json:"jti"`
+	WID        string   `json:"wid,omitempty"`
+	Issuer     string   `json:"iss"`
+	Subject    string   `json:"sub,omitempty"`
+	ExecAct    string   `json:"exec_act,omitempty"`
+	Pred       []string `json:"pred"`
+	Time       int64    `json:"time"`        // unix seconds
+	ReceivedAt int64    `json:"received_at"` // unix milliseconds
+	Partial    bool     `json:"partial,omitempty"`
+	Status     string   `json:"status,omitempty"`
+	Policy     string   `json:"pol_decision,omitempty"`
+	Caps       []string `json:"caps,omitempty"`
+	LeafHash   []byte   `json:"leaf_hash"`
+	Token      string   `json:"token"`
+}
+
+// JSON returns the entry's JSON form.
+func (e *Entry) JSON() EntryJSON {
+	pred := e.Pred
+	if pred == nil {
+		pred = []string{}
+	}
+	return EntryJSON{Index: e.Index, Kind: e.Kind, JTI: e.JTI, WID: e.WID, Issuer: e.Issuer, Subject: e.Subject,
+		ExecAct: e.ExecAct, Pred: pred, Time: e.Time.Unix(), ReceivedAt: e.ReceivedAt, Partial: e.Partial,
+		Status: e.Status, Policy: e.Policy, Caps: e.Caps, LeafHash: e.LeafHash, Token: string(e.Token)}
+}
+
 // TreeNode is a stored Merkle tree node: a perfect subtree's root.
 type TreeNode struct {
 	ID   compact.NodeID

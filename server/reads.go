@@ -14,30 +14,10 @@ import (
 	"github.com/agentctx/agentctx/ledger"
 )
 
-// entryJSON is an entry as the API shows it: the index columns, the exact
-// token, the received time and the leaf hash.
+// entryJSON is an entry with, on request, its inclusion proof.
 type entryJSON struct {
-	Index      uint64          `json:"index"`
-	Kind       string          `json:"kind"`
-	JTI        string          `json:"jti"`
-	WID        string          `json:"wid,omitempty"`
-	Issuer     string          `json:"iss"`
-	Subject    string          `json:"sub,omitempty"`
-	ExecAct    string          `json:"exec_act,omitempty"`
-	Pred       []string        `json:"pred"`
-	Time       int64           `json:"time"`
-	ReceivedAt int64           `json:"received_at"`
-	Partial    bool            `json:"partial,omitempty"`
-	Status     string          `json:"status,omitempty"`
-	Policy     string          `json:"pol_decision,omitempty"`
-	LeafHash   []byte          `json:"leaf_hash"`
-	Token      string          `json:"token"`
-	Proof      *ledger.Receipt `json:"proof,omitempty"`
-}
-
-func toJSON(e *ledger.Entry) entryJSON {
-	return entryJSON{e.Index, e.Kind, e.JTI, e.WID, e.Issuer, e.Subject, e.ExecAct, e.Pred, e.Time.Unix(), e.ReceivedAt, e.Partial,
-		e.Status, e.Policy, e.LeafHash, string(e.Token), nil}
+	ledger.EntryJSON
+	Proof *ledger.Receipt `json:"proof,omitempty"`
 }
 
 func notFound(w http.ResponseWriter, format string, args ...any) {
@@ -64,7 +44,7 @@ func (s *Server) getEntry(w http.ResponseWriter, r *http.Request) {
 		notFound(w, "no entry %d", idx)
 		return
 	}
-	out := toJSON(&es[0])
+	out := entryJSON{EntryJSON: es[0].JSON()}
 	if r.URL.Query().Get("proof") == "1" {
 		if out.Proof, err = s.l.Prove(r.Context(), idx, 0); err != nil {
 			s.internal(w, err)
@@ -84,9 +64,9 @@ func (s *Server) getTask(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, err)
 		return
 	}
-	out := make([]entryJSON, len(es))
+	out := make([]ledger.EntryJSON, len(es))
 	for i := range es {
-		out[i] = toJSON(&es[i])
+		out[i] = es[i].JSON()
 	}
 	writeJSON(w, map[string]any{"entries": out})
 }

@@ -343,27 +343,6 @@ func cmdLedgerProve(e *env, args []string) error {
 	return enc.Encode(r)
 }
 
-func toEntryJSON(x *ledger.Entry) entryJSON {
-	return entryJSON{x.Index, x.Kind, x.JTI, x.WID, x.Issuer, x.Subject, x.ExecAct, x.Pred, x.Time.Unix(), x.ReceivedAt, x.Partial, x.Status, string(x.Token)}
-}
-
-// entryJSON is the output of ledger get and ledger list.
-type entryJSON struct {
-	Index      uint64   `json:"index"`
-	Kind       string   `json:"kind"`
-	JTI        string   `json:"jti"`
-	WID        string   `json:"wid,omitempty"`
-	Issuer     string   `json:"iss"`
-	Subject    string   `json:"sub,omitempty"`
-	ExecAct    string   `json:"exec_act,omitempty"`
-	Pred       []string `json:"pred"`
-	Time       int64    `json:"time"`
-	ReceivedAt int64    `json:"received_at"`
-	Partial    bool     `json:"partial,omitempty"`
-	Status     string   `json:"status,omitempty"`
-	Token      string   `json:"token"`
-}
-
 func cmdLedgerGet(e *env, args []string) error {
 	fs := newFlags(e, "ledger get", "ledger get --db X (--jti J [--wid W] | --index N)")
 	var f ledgerFlags
@@ -398,7 +377,7 @@ func cmdLedgerGet(e *env, args []string) error {
 	}
 	enc := json.NewEncoder(e.stdout)
 	for i := range es {
-		enc.Encode(toEntryJSON(&es[i]))
+		enc.Encode(es[i].JSON())
 	}
 	return nil
 }

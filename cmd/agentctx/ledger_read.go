@@ -60,7 +60,7 @@ func cmdLedgerList(e *env, args []string) error {
 				break
 			}
 			if !*workflows {
-				enc.Encode(toEntryJSON(x))
+				enc.Encode(x.JSON())
 				n++
 				continue
 			}
