@@ -23,14 +23,7 @@ func TestProxyCLI(t *testing.T) {
 		t.Helper()
 		return cli(t, dir, stdin, args...)
 	}
-	must := func(args ...string) string {
-		t.Helper()
-		out, stderr, code := run("", args...)
-		if code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, stderr)
-		}
-		return out
-	}
+	must := mustCLI(t, dir)
 	must("keygen", "--alg", "ES256", "--kid", "td-1", "--out", "issuer.jwk", "--pub-out", "issuer.pub")
 	must("keygen", "--alg", "EdDSA", "--kid", "a-1", "--out", "a.jwk", "--pub-out", "a.pub")
 	must("keygen", "--alg", "ES256", "--kid", "b-1", "--out", "b.jwk", "--pub-out", "b.pub")

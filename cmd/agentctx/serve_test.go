@@ -19,14 +19,7 @@ import (
 // on SIGTERM, and the refusals at start.
 func TestServeCLI(t *testing.T) {
 	dir := t.TempDir()
-	must := func(args ...string) string {
-		t.Helper()
-		out, stderr, code := cli(t, dir, "", args...)
-		if code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, stderr)
-		}
-		return out
-	}
+	must := mustCLI(t, dir)
 	must("keygen", "--alg", "EdDSA", "--kid", "a1", "--out", "a.jwk", "--pub-out", "a.pub")
 	must("keys", "trust", "--id", "spiffe://ex.com/a", "--out", "trust.json", "a.pub")
 	must("ledger", "init", "--db", "l.db", "--id", "spiffe://ex.com/ledger", "--key-out", "l.key", "--out", "l.vkey")
@@ -114,4 +107,17 @@ func startServe(t *testing.T, dir string, args ...string) (base string, cmd *exe
 		t.Fatalf("serve: start line %q", first)
 	}
 	return m[1], cmd, first
+}
+
+// mustCLI returns a function that runs the CLI in dir and fails the test
+// unless it exits 0; it returns stdout.
+func mustCLI(t *testing.T, dir string) func(args ...string) string {
+	return func(args ...string) string {
+		t.Helper()
+		out, stderr, code := cli(t, dir, "", args...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		return out
+	}
 }

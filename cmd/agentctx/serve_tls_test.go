@@ -64,14 +64,7 @@ func (ca *testCA) issue(t *testing.T, serial int64, server bool) (certPEM, keyPE
 // stay open.
 func TestServeTLS(t *testing.T) {
 	dir := t.TempDir()
-	must := func(args ...string) string {
-		t.Helper()
-		out, stderr, code := cli(t, dir, "", args...)
-		if code != 0 {
-			t.Fatalf("%v: exit %d: %s", args, code, stderr)
-		}
-		return out
-	}
+	must := mustCLI(t, dir)
 	must("keygen", "--alg", "EdDSA", "--kid", "a1", "--out", "a.jwk", "--pub-out", "a.pub")
 	must("keys", "trust", "--id", "spiffe://ex.com/a", "--out", "trust.json", "a.pub")
 	must("ledger", "init", "--db", "l.db", "--id", "spiffe://ex.com/ledger", "--key-out", "l.key")
