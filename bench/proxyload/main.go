@@ -22,12 +22,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/agentctx/agentctx/bench/internal/load"
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/testkeys"
@@ -135,33 +133,10 @@ func listen(h http.Handler) string {
 	return l.Addr().String()
 }
 
-// phase runs n requests from c workers and returns the rate and latencies.
+// phase runs n requests from c workers and returns the rate, p50 and p99.
 func phase(c, n int, f func() error) (float64, time.Duration, time.Duration) {
-	var next atomic.Int64
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= n {
-					return
-				}
-				t0 := time.Now()
-				if err := f(); err != nil {
-					log.Fatal(err)
-				}
-				lat[i] = time.Since(t0)
-			}
-		}()
-	}
-	wg.Wait()
-	el := time.Since(start)
-	slices.Sort(lat)
-	return float64(n) / el.Seconds(), lat[n/2], lat[n*99/100]
+	rate, lat := load.Run(c, n, func(int) error { return f() })
+	return rate, load.Pct(lat, 50), load.Pct(lat, 99)
 }
 
 // signatureCost measures, bare, the signature operations of one proxied

@@ -31,15 +31,14 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/agentctx/agentctx/bench/internal/load"
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/internal/testkeys"
 	"github.com/agentctx/agentctx/ledger"
@@ -108,9 +107,7 @@ func main() {
 	}
 	base := m[1]
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: *clients}}
-	var next atomic.Int64
-	rate, lat := phase(*clients, *n, func() error {
-		i := next.Add(1) - 1
+	rate, lat := load.Run(*clients, *n, func(i int) error {
 		resp, err := hc.Post(base+"/v1/entries", "application/jwt", strings.NewReader(serveToks[i]))
 		if err != nil {
 			return err
@@ -125,7 +122,7 @@ func main() {
 	fmt.Printf("machine: %s/%s, %d CPUs, %s\n", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), runtime.Version())
 	fmt.Printf("ledger append --batch (CLI, %d tokens):     %8.0f tokens/s\n", *n, batchRate)
 	fmt.Printf("serve, %d clients, single-token appends:   %8.0f tokens/s  (%.2f of batch; goal >= 0.70)\n", *clients, rate, rate/batchRate)
-	fmt.Printf("serve append latency: p50 %v  p99 %v\n", pct(lat, 50), pct(lat, 99))
+	fmt.Printf("serve append latency: p50 %v  p99 %v\n", load.Pct(lat, 50), load.Pct(lat, 99))
 
 	for _, s := range strings.Split(*proofSizes, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -136,7 +133,7 @@ func main() {
 			log.Fatalf("-proof-sizes: %q is not a positive size", s)
 		}
 		lat := proofReads(dir, size, *proofs)
-		fmt.Printf("inclusion proof over HTTP at %8d entries: p50 %v  p99 %v\n", size, pct(lat, 50), pct(lat, 99))
+		fmt.Printf("inclusion proof over HTTP at %8d entries: p50 %v  p99 %v\n", size, load.Pct(lat, 50), load.Pct(lat, 99))
 	}
 }
 
@@ -160,34 +157,6 @@ func tokens(key *trust.SigningKey, n int) []string {
 	}
 	wg.Wait()
 	return out
-}
-
-// phase runs n calls of f from c workers; it returns the rate and each
-// call's latency.
-func phase(c, n int, f func() error) (float64, []time.Duration) {
-	var next atomic.Int64
-	lat := make([]time.Duration, n)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := 0; w < c; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := next.Add(1) - 1
-				if i >= int64(n) {
-					return
-				}
-				t := time.Now()
-				if err := f(); err != nil {
-					log.Fatal(err)
-				}
-				lat[i] = time.Since(t)
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds(), lat
 }
 
 // proofReads fills a log of size entries, serves it, and times count
@@ -224,7 +193,7 @@ func proofReads(dir string, size uint64, count int) []time.Duration {
 	go hs.Serve(ln)
 	defer hs.Close()
 	base := "http://" + ln.Addr().String()
-	_, lat := phase(1, count, func() error {
+	_, lat := load.Run(1, count, func(int) error {
 		resp, err := http.Get(fmt.Sprintf("%s/v1/proofs/inclusion?index=%d", base, rand.Uint64N(size)))
 		if err != nil {
 			return err
@@ -237,10 +206,4 @@ func proofReads(dir string, size uint64, count int) []time.Duration {
 		return nil
 	})
 	return lat
-}
-
-func pct(lat []time.Duration, p int) time.Duration {
-	s := slices.Clone(lat)
-	slices.Sort(s)
-	return s[(len(s)-1)*p/100].Round(time.Microsecond)
 }
