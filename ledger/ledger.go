@@ -142,7 +142,7 @@ func Open(ctx context.Context, cfg Config) (*Ledger, error) {
 // in the caller's goroutine, so that the signature arithmetic of a later
 // Append of the same bytes is already done: a service calls it before
 // queueing a request for the sequencer, where verification would otherwise
-// run one batch at a time. It changes nothing and decides nothing: Append
+// run one batch at a time. It writes nothing and decides nothing: Append
 // verifies everything again (signatures that verified here, exactly these
 // bytes with exactly these keys, are not recomputed) and returns the
 // verdict.

@@ -399,7 +399,13 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 		} else {
 			results[i], outs = resultOf(outs[0]), outs[1:]
 		}
-		s.metrics.appended(ledger.KindOf(inputs[i].Token), results[i])
+		var kind string
+		if results[i].OK {
+			kind = results[i].Receipt.Kind
+		} else {
+			kind = ledger.KindOf(inputs[i].Token)
+		}
+		s.metrics.appended(kind, results[i])
 		if !results[i].OK {
 			s.cfg.Log.Info("token refused", "token_sha256", hashOf(inputs[i].Token), "code", results[i].Code)
 		}
