@@ -130,6 +130,12 @@ func New(cfg Config) (*Server, error) {
 	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	m.HandleFunc("GET /readyz", s.ready)
 	m.HandleFunc("GET /metrics", s.metrics.serve)
+	// SVC-11: the page; its data comes from the routes above, under their
+	// access rules.
+	for _, p := range []string{"GET /{$}", "GET /workflows/{wid}", "GET /entries/{index}", "GET /ledger"} {
+		m.HandleFunc(p, servePage)
+	}
+	m.HandleFunc("GET /static/{file}", serveStatic)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		var allow []string
 		for _, method := range []string{"GET", "POST"} {
