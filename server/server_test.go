@@ -52,6 +52,13 @@ func newFixtureWith(t testing.TB, set func(*server.Config)) *fixture {
 // (nil: as is).
 func newFixtureStore(t testing.TB, wrap func(ledger.Store) ledger.Store, set func(*server.Config)) *fixture {
 	t.Helper()
+	return newFixtureFull(t, wrap, nil, set)
+}
+
+// newFixtureFull is newFixtureStore with the ledger's configuration
+// changed by lset (nil: as is).
+func newFixtureFull(t testing.TB, wrap func(ledger.Store) ledger.Store, lset func(*ledger.Config), set func(*server.Config)) *fixture {
+	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(filepath.Join(t.TempDir(), "l.db"))
 	if err != nil {
@@ -68,7 +75,11 @@ func newFixtureStore(t testing.TB, wrap func(ledger.Store) ledger.Store, set fun
 	if wrap != nil {
 		store = wrap(st)
 	}
-	f.l, err = ledger.Open(ctx, ledger.Config{Store: store, Signer: signer, Trust: ledgertest.Trust(), Clock: time.Now})
+	lcfg := ledger.Config{Store: store, Signer: signer, Trust: ledgertest.Trust(), Clock: time.Now}
+	if lset != nil {
+		lset(&lcfg)
+	}
+	f.l, err = ledger.Open(ctx, lcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,8 +15,11 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
+	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/ledger/ledgertest"
+	"github.com/agentctx/agentctx/server"
 )
 
 // browser starts headless Chromium for the page tests (SVC-12). Without a
@@ -115,7 +118,13 @@ func appendAll(t *testing.T, f *fixture, toks []string) {
 // artifacts directory.
 func TestPage(t *testing.T) {
 	ctx := browser(t)
-	f := newFixture(t)
+	f := newFixtureFull(t, nil, func(c *ledger.Config) { c.Partial = true }, func(*server.Config) {})
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	const wid = "7c1b4a52-0d7e-4f0a-9a43-3f1c2b7d5e60"
 	a, ja := ectIn(t, f, wid, "plan", "")
 	b, jb := ectIn(t, f, wid, "fetch.a", "", ja)
@@ -137,16 +146,31 @@ func TestPage(t *testing.T) {
 		toks, ids = append(toks, tok), append(ids, id)
 	}
 	appendAll(t, f, toks)
+	// An ACT chain (a mandate and its record are one task), a failed
+	// record after it, and an ECT whose predecessor is missing (partial).
+	mandate := func(id string) (string, *act.Result) {
+		tok, err := act.NewMandate(ledgertest.KeyA, &act.Mandate{Issuer: ledgertest.IssA, Subject: ledgertest.IssB, Audience: []string{ledgertest.IssB},
+			ID: id, WorkflowID: ledgertest.Wid, Task: act.Task{Purpose: "page"}, Capabilities: []act.Capability{{Action: "read.data"}}}, f.now)
+		must(err)
+		r, err := act.ParseUnverified(tok)
+		must(err)
+		return tok, r
+	}
+	const j1, j2 = "4a1f0c6e-2b3d-4e5f-8a9b-0c1d2e3f4a5b", "5b2e1d7f-3c4e-4f60-9b0c-1d2e3f4a5b6c"
+	m1, r1 := mandate(j1)
+	m2, r2 := mandate(j2)
+	rec1, err := act.NewRecord(ledgertest.KeyB, ledgertest.IssB, r1, act.RecordInput{ExecAct: "read.data", Status: act.StatusCompleted, ExecTS: f.now}, f.now)
+	must(err)
+	rec2, err := act.NewRecord(ledgertest.KeyB, ledgertest.IssB, r2, act.RecordInput{ExecAct: "read.data", Status: act.StatusFailed, Pred: []string{j1},
+		Err: &act.ExecError{Code: "upstream_down", Message: "the source did not answer"}, ExecTS: f.now}, f.now)
+	must(err)
+	orphan, jo := ectIn(t, f, ledgertest.Wid, "summarize", "", "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a")
+	appendAll(t, f, []string{m1, rec1, m2, rec2, orphan})
+
 	const evil = "0e9d8c7b-6a5f-4e3d-9c2b-1a0f9e8d7c6b"
 	xss, jx := ectIn(t, f, evil, `<img src=x onerror="document.body.dataset.pwned=1">`, "")
 	appendAll(t, f, []string{xss})
 
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
 	eval := func(js string) any {
 		t.Helper()
 		v, err := chromedp.Run(ctx, chromedp.Evaluate[any](js))
@@ -165,7 +189,7 @@ func TestPage(t *testing.T) {
 	open("/")
 	markers, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`tr[data-wid="`+wid+`"]`)))
 	must(err)
-	if rows := count("tr[data-wid]"); rows != 3 || !strings.Contains(markers, "rejected 1") {
+	if rows := count("tr[data-wid]"); rows != 4 || !strings.Contains(markers, "rejected 1") {
 		t.Fatalf("SVC-11: the list: %d rows, the workflow's row %q", rows, markers)
 	}
 	shot(t, ctx, "page-list.png")
@@ -197,6 +221,18 @@ func TestPage(t *testing.T) {
 	if focused := eval(`document.activeElement.dataset.jti || ''`); focused != jb && focused != jc {
 		t.Fatalf("SVC-11: ArrowRight from the root moved focus to %v, want a successor", focused)
 	}
+
+	open("/workflows/" + ledgertest.Wid)
+	if nodes, edges := count("[data-jti]"), count("[data-from][data-to]"); nodes != 3 || edges != 1 {
+		t.Fatalf("SVC-11: the ACT chain: %d task elements, %d edges; want 3 (a mandate and its record are one task) and 1", nodes, edges)
+	}
+	statuses = eval(`Object.fromEntries([...document.querySelectorAll('[data-jti]')].map(n => [n.dataset.jti, n.dataset.status + '/' + n.dataset.kind]))`).(map[string]any)
+	for id, w := range map[string]string{j1: "completed/act-record", j2: "failed/act-record", jo: "partial/ect"} {
+		if statuses[id] != w {
+			t.Errorf("SVC-11: task %s drawn as %v, want %q", id, statuses[id], w)
+		}
+	}
+	shot(t, ctx, "page-act.png")
 
 	// Agent-controlled strings are text, never markup.
 	open("/workflows/" + evil)

@@ -122,7 +122,8 @@ function layout(tasks, edges) {
     const off = (tallest - l.length) * Y / 2;
     l.forEach((i, k) => xy.set(i, { x: 20 + li * X, y: 20 + off + k * Y, layer: li, pos: k }));
   });
-  return { xy, layers, succ, pred, width: 40 + layers.length * X, height: 40 + tallest * Y };
+  // A small graph keeps its natural size instead of being blown up to the frame.
+  return { xy, layers, succ, pred, width: Math.max(1000, 40 + layers.length * X), height: Math.max(480, 40 + tallest * Y) };
 }
 
 async function workflowPage(wid) {
@@ -149,9 +150,11 @@ async function workflowPage(wid) {
   const world = el('g', { class: 'world' });
   svg.append(world);
   const W = 150, H = 44;
+  let drawn = 0;
   for (const e of g.edges) {
     const a = L.xy.get(e.from), b = L.xy.get(e.to);
-    if (!a || !b) continue;
+    if (!a || !b || e.from === e.to) continue; // a missing predecessor, or a mandate and its record
+    drawn++;
     const x1 = a.x + W, y1 = a.y + H / 2, x2 = b.x, y2 = b.y + H / 2, mx = (x1 + x2) / 2;
     world.append(el('path', { class: 'edge' + (critEdges.has(e.from + '\u0000' + e.to) ? ' critical' : ''), d: `M${x1},${y1} C${mx},${y1} ${mx},${y2} ${x2},${y2}`, 'data-from': e.from, 'data-to': e.to }));
   }
@@ -162,15 +165,18 @@ async function workflowPage(wid) {
     const kinds = t.nodes.map(n => n.kind);
     const kind = kinds.includes('act-record') ? 'act-record' : kinds[0];
     const act = t.nodes.map(n => n.exec_act).find(Boolean) || (t.nodes[0].cap || []).join(', ') || '(mandate)';
+    const rec = t.nodes.find(n => n.kind === 'act-record');
+    // Who acted: an ECT's issuer, an ACT task's subject (the executor, who signed the record).
+    const lead = { iss: rec ? rec.sub || rec.iss : t.nodes[0].kind === 'act-mandate' ? t.nodes[0].sub || t.nodes[0].iss : t.nodes[0].iss };
     // Shape by family (colour is not the only cue): ECT a rectangle, ACT a hexagon.
     const shape = kind === 'ect'
       ? el('rect', { class: 'shape', x: p.x, y: p.y, width: W, height: H, rx: 6 })
       : el('polygon', { class: 'shape', points: `${p.x + 10},${p.y} ${p.x + W - 10},${p.y} ${p.x + W},${p.y + H / 2} ${p.x + W - 10},${p.y + H} ${p.x + 10},${p.y + H} ${p.x},${p.y + H / 2}` });
     const node = el('g', { class: 'node' + (crit.has(jti) ? ' critical' : ''), tabindex: 0, role: 'button', 'data-jti': jti, 'data-kind': kind, 'data-status': status,
-      'aria-label': `${act} by ${t.nodes[0].iss}, ${status}` },
-      el('title', { text: `${act} — ${t.nodes[0].iss} — ${status}` }), shape,
+      'aria-label': `${act} by ${lead.iss}, ${status}` },
+      el('title', { text: `${act} — ${lead.iss} — ${status}` }), shape,
       el('text', { x: p.x + 10, y: p.y + 18, text: clip(act, 20) }),
-      el('text', { x: p.x + 10, y: p.y + 34, text: clip(status + ' · ' + shortIss(t.nodes[0].iss), 24) }));
+      el('text', { x: p.x + 10, y: p.y + 34, text: clip(status + ' · ' + shortIss(lead.iss), 24) }));
     node.addEventListener('click', () => showDetails(t));
     node.addEventListener('keydown', ev => navigate(ev, jti, t, L, focusables));
     world.append(node);
@@ -187,7 +193,7 @@ async function workflowPage(wid) {
     el('button', { type: 'button', onclick: () => zoom(svg, L, 1.25), text: 'Zoom out' }),
     el('button', { type: 'button', onclick: () => svg.setAttribute('viewBox', `0 0 ${L.width} ${L.height}`), text: 'Fit' }),
     exports(wid),
-    el('span', { class: 'muted', text: `${tasks.size} tasks, ${g.edges.length} edges, laid out in ${laid.toFixed(0)} ms` }));
+    el('span', { class: 'muted', text: `${tasks.size} tasks, ${drawn} edges, laid out in ${laid.toFixed(0)} ms` }));
   pan(svg);
   main.append(bar, el('div', { class: 'layout' }, el('div', {}, svg, el('h2', { text: 'Timeline' }), timeline), details));
 }
