@@ -691,6 +691,11 @@ func (l *Ledger) ProveLeaf(ctx context.Context, leafHash []byte, size uint64) (*
 	return l.Prove(ctx, es[0].Index, size)
 }
 
+// WorkflowEntries returns the entries of workflow wid in index order.
+func (l *Ledger) WorkflowEntries(ctx context.Context, wid string) ([]Entry, error) {
+	return l.cfg.Store.Workflow(ctx, strings.ToLower(wid))
+}
+
 // Get returns the entries of task jti, in workflow wid when wid is not "".
 func (l *Ledger) Get(ctx context.Context, jti, wid string) ([]Entry, error) {
 	es, err := l.cfg.Store.ByJTI(ctx, strings.ToLower(jti))

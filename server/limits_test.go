@@ -19,7 +19,9 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/ledger"
+	"github.com/agentctx/agentctx/ledger/ledgertest"
 	"github.com/agentctx/agentctx/server"
 )
 
@@ -372,5 +374,69 @@ func TestMetrics(t *testing.T) {
 		if !bytes.Contains(m, []byte("\n"+want+"\n")) {
 			t.Errorf("SVC-7: /metrics lacks %s:\n%s", want, m)
 		}
+	}
+}
+
+// TestWorkflowPages (SVC-5): paging through the workflows lists each one
+// once, newest activity first, also when a workflow's entries are spread
+// across pages; q narrows the list to workflows with a matching wid, jti,
+// issuer or action.
+func TestWorkflowPages(t *testing.T) {
+	f := newFixture(t)
+	wids := []string{"0a000000-0000-4000-8000-000000000001", "0b000000-0000-4000-8000-000000000002", "0c000000-0000-4000-8000-000000000003"}
+	var jtis []string
+	// Entries, oldest first: A, B, A, C, B, A (A newest, then B, then C).
+	for i, w := range []int{0, 1, 0, 2, 1, 0} {
+		c := &ect.Claims{Issuer: ledgertest.IssA, Audience: []string{ledgertest.LedgerID}, WorkflowID: wids[w], ExecAct: fmt.Sprintf("act.%d", i)}
+		tok, err := ect.Create(ledgertest.KeyA, c, f.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp, b := post(t, f.srv.URL+"/v1/entries", "application/jwt", tok); resp.StatusCode != 200 {
+			t.Fatalf("%d %s", resp.StatusCode, b)
+		}
+		jtis = append(jtis, c.ID)
+	}
+	list := func(q string) []string {
+		var got []string
+		cursor := ""
+		for page := 0; page < 10; page++ {
+			u := f.srv.URL + "/v1/workflows?limit=1&q=" + url.QueryEscape(q)
+			if cursor != "" {
+				u += "&cursor=" + cursor
+			}
+			_, b := get(t, u)
+			var p struct {
+				Workflows []struct{ WID string }
+				Next      string `json:"next_cursor"`
+			}
+			if err := json.Unmarshal(b, &p); err != nil {
+				t.Fatalf("%s", b)
+			}
+			for _, w := range p.Workflows {
+				got = append(got, w.WID)
+			}
+			if cursor = p.Next; cursor == "" {
+				break
+			}
+		}
+		return got
+	}
+	if got := list(""); strings.Join(got, " ") != strings.Join([]string{wids[0], wids[1], wids[2]}, " ") {
+		t.Fatalf("SVC-5: pages of one: %v, want A B C once each", got)
+	}
+	if got := list("ACT.3"); len(got) != 1 || got[0] != wids[2] {
+		t.Fatalf("SVC-5: q=act.3 (an action): %v", got)
+	}
+	if got := list(jtis[4]); len(got) != 1 || got[0] != wids[1] {
+		t.Fatalf("SVC-5: q=<jti>: %v", got)
+	}
+	// B's newest entry (act.4) does not match act.1; its older one does,
+	// and it is still listed once.
+	if got := list("act.1"); len(got) != 1 || got[0] != wids[1] {
+		t.Fatalf("SVC-5: q matching an older entry: %v", got)
+	}
+	if got := list("agent/a"); len(got) != 3 {
+		t.Fatalf("SVC-5: q=issuer: %v", got)
 	}
 }

@@ -124,6 +124,14 @@ func (s *Server) listWorkflows(w http.ResponseWriter, r *http.Request) {
 		}
 		top = v
 	}
+	// q narrows the list to workflows with an entry whose wid, jti, issuer,
+	// subject or action contains it (ASCII case folded).
+	q := strings.ToLower(r.URL.Query().Get("q"))
+	if len(q) > 256 {
+		problem(w, badRequest("q is at most 256 bytes"), http.StatusBadRequest)
+		return
+	}
+	below := top
 	seen := map[string]bool{}
 	var out []workflowSummary
 	next := ""
@@ -138,7 +146,7 @@ scan:
 		}
 		for i := len(es) - 1; i >= 0; i-- {
 			x := &es[i]
-			if x.WID == "" || seen[x.WID] {
+			if x.WID == "" || seen[x.WID] || q != "" && !matches(x, q) {
 				continue
 			}
 			if len(out) == limit {
@@ -146,12 +154,28 @@ scan:
 				break scan
 			}
 			seen[x.WID] = true
+			wes, err := s.l.WorkflowEntries(ctx, x.WID)
+			if err != nil {
+				s.internal(w, err)
+				return
+			}
+			// The list orders workflows by their newest (matching) entry; one
+			// whose newest is at or above the cursor was on an earlier page.
+			newest := x.Index
+			for j := range wes {
+				if wes[j].Index > newest && (q == "" || matches(&wes[j], q)) {
+					newest = wes[j].Index
+				}
+			}
+			if newest >= below {
+				continue
+			}
 			sum, err := s.summary(r, x.WID)
 			if err != nil {
 				s.internal(w, err)
 				return
 			}
-			sum.Latest = x.Index
+			sum.Latest = wes[len(wes)-1].Index
 			out = append(out, *sum)
 		}
 		hi = lo
@@ -164,6 +188,17 @@ scan:
 		res["next_cursor"] = next
 	}
 	writeJSON(w, res)
+}
+
+// matches reports whether entry x's wid, jti, issuer, subject or action
+// contains q (lower case).
+func matches(x *ledger.Entry, q string) bool {
+	for _, f := range []string{x.WID, x.JTI, x.Issuer, x.Subject, x.ExecAct} {
+		if strings.Contains(strings.ToLower(f), q) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) summary(r *http.Request, wid string) (*workflowSummary, error) {

@@ -193,6 +193,12 @@ func TestPage(t *testing.T) {
 		t.Fatalf("SVC-11: the list: %d rows, the workflow's row %q", rows, markers)
 	}
 	shot(t, ctx, "page-list.png")
+	// Search by action: the list narrows to the workflow holding it.
+	must(chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS(`#q`), "publish"+kb.Enter)))
+	waitFor(t, ctx, `location.search === '?q=publish' && document.body.dataset.ready === 'true'`)
+	if rows, only := count("tr[data-wid]"), eval(`document.querySelector('tr[data-wid]') && document.querySelector('tr[data-wid]').dataset.wid`); rows != 1 || only != wid {
+		t.Fatalf("SVC-11: a search for an action: %d rows, %v", rows, only)
+	}
 
 	open("/workflows/" + wid)
 	if nodes, edges := count("[data-jti]"), count("[data-from][data-to]"); nodes != 5 || edges != 5 {
@@ -280,5 +286,22 @@ func TestPageHeaders(t *testing.T) {
 	_, html := get(t, f.srv.URL+"/")
 	if strings.Contains(string(html), "<script>") || strings.Contains(string(html), " style=") {
 		t.Error("SVC-11: the page has inline script or style")
+	}
+}
+
+// waitFor polls the page until js is true (a wait, not a timing assertion:
+// the test's context bounds it).
+func waitFor(t *testing.T, ctx context.Context, js string) {
+	t.Helper()
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		if ctx.Err() != nil {
+			t.Fatalf("waiting for %s: %v (%v)", js, ctx.Err(), err)
+		}
+		if err == nil && ok {
+			return
+		}
+		// An error here is a page between two documents: ask again.
+		time.Sleep(20 * time.Millisecond)
 	}
 }

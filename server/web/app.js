@@ -61,8 +61,8 @@ function statusOf(nodes) {
   return 'completed';
 }
 
-async function listPage(cursor) {
-  const q = '/v1/workflows?limit=50' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
+async function listPage(cursor, search) {
+  const q = '/v1/workflows?limit=50' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '') + (search ? '&q=' + encodeURIComponent(search) : '');
   const data = await api(q);
   const rows = (data.workflows || []).map(w => {
     const marks = [];
@@ -76,8 +76,9 @@ async function listPage(cursor) {
       el('td', {}, ...marks));
   });
   const table = el('table', {}, el('thead', {}, el('tr', {}, el('th', { text: 'Workflow' }), el('th', { text: 'Tasks' }), el('th', { text: 'Time span' }), el('th', { text: 'Markers' }))), el('tbody', {}, ...rows));
-  main.replaceChildren(el('h1', { text: 'Workflows' }), rows.length ? table : el('p', { class: 'muted', text: 'No workflow yet.' }));
-  if (data.next_cursor) main.append(el('p', {}, el('a', { href: '/?cursor=' + encodeURIComponent(data.next_cursor), text: 'Older workflows' })));
+  main.replaceChildren(el('h1', { text: search ? 'Workflows matching “' + search + '”' : 'Workflows' }),
+    rows.length ? table : el('p', { class: 'muted', text: search ? 'No workflow matches.' : 'No workflow yet.' }));
+  if (data.next_cursor) main.append(el('p', {}, el('a', { href: '/?cursor=' + encodeURIComponent(data.next_cursor) + (search ? '&q=' + encodeURIComponent(search) : ''), text: 'Older workflows' })));
 }
 
 // layout places tasks in layers (longest path from a root, so roots are
@@ -301,8 +302,8 @@ document.getElementById('search').addEventListener('submit', async ev => {
     const t = await api('/v1/tasks/' + encodeURIComponent(q));
     const wid = (t.entries || []).map(e => e.wid).find(Boolean);
     if (wid) { location.href = '/workflows/' + encodeURIComponent(wid); return; }
-  } catch { /* not a jti: try it as a workflow */ }
-  location.href = '/workflows/' + encodeURIComponent(q);
+  } catch { /* not a jti: search the workflows */ }
+  location.href = '/?q=' + encodeURIComponent(q);
 });
 
 async function route() {
@@ -312,7 +313,11 @@ async function route() {
     if ((m = path.match(/^\/workflows\/(.+)$/))) await workflowPage(decodeURIComponent(m[1]));
     else if ((m = path.match(/^\/entries\/(\d+)$/))) await entryPage(m[1]);
     else if (path === '/ledger') await ledgerPage();
-    else await listPage(new URLSearchParams(location.search).get('cursor'));
+    else {
+      const params = new URLSearchParams(location.search);
+      document.getElementById('q').value = params.get('q') || '';
+      await listPage(params.get('cursor'), params.get('q'));
+    }
     document.body.dataset.ready = 'true';
   } catch (e) {
     main.replaceChildren(el('p', { class: 'warn', role: 'alert', text: e.message }));
