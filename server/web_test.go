@@ -305,3 +305,26 @@ func waitFor(t *testing.T, ctx context.Context, js string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestPageReadToken (SVC-8, SVC-11): with read tokens configured the page
+// asks for one once, keeps it for the tab (sessionStorage, never the URL)
+// and then shows the list.
+func TestPageReadToken(t *testing.T) {
+	ctx := browser(t)
+	f := newFixture(t, "page-reader-secret")
+	tok, _ := f.ect(t, "guarded")
+	post(t, f.srv.URL+"/v1/entries", "application/jwt", tok)
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#token`)),
+		chromedp.SendKeys(chromedp.CSS(`#token`), "page-reader-secret"+kb.Enter)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, `document.body.dataset.ready === 'true'`)
+	rows, err := chromedp.Run(ctx, chromedp.Evaluate[float64](`document.querySelectorAll('tr[data-wid]').length`))
+	if err != nil || rows != 1 {
+		t.Fatalf("SVC-11: the list after the read token: %v rows, %v", rows, err)
+	}
+	where, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' ' + (sessionStorage.getItem('agentctx-read-token') ? 'kept' : 'lost')`))
+	if err != nil || strings.Contains(where, "secret") || !strings.HasSuffix(where, " kept") {
+		t.Fatalf("SVC-11: the read token: %q %v", where, err)
+	}
+}

@@ -202,21 +202,30 @@ async function workflowPage(wid) {
 function clip(s, n) { s = String(s || ''); return s.length > n ? s.slice(0, n - 1) + '…' : s; }
 function shortIss(s) { s = String(s || ''); const i = s.lastIndexOf('/'); return i >= 0 ? s.slice(i + 1) : s; }
 
+// exports offers the workflow as the API's JSON, DOT and Mermaid (fetched
+// with the read token, if any) and the drawn SVG.
 function exports(wid) {
   const base = '/v1/workflows/' + encodeURIComponent(wid);
+  const fetchAs = (q, name, type) => async () => {
+    const body = await api(base + q);
+    save(new Blob([typeof body === 'string' ? body : JSON.stringify(body, null, 2)], { type }), name);
+  };
   return el('span', {},
-    el('a', { href: base, download: wid + '.json', text: 'JSON' }), ' ',
-    el('a', { href: base + '?format=dot', download: wid + '.dot', text: 'DOT' }), ' ',
-    el('a', { href: base + '?format=mermaid', download: wid + '.mmd', text: 'Mermaid' }), ' ',
+    el('button', { type: 'button', onclick: fetchAs('', wid + '.json', 'application/json'), text: 'JSON' }), ' ',
+    el('button', { type: 'button', onclick: fetchAs('?format=dot', wid + '.dot', 'text/vnd.graphviz'), text: 'DOT' }), ' ',
+    el('button', { type: 'button', onclick: fetchAs('?format=mermaid', wid + '.mmd', 'text/plain'), text: 'Mermaid' }), ' ',
     el('button', { type: 'button', onclick: () => downloadSVG(wid), text: 'SVG' }));
+}
+
+function save(blob, name) {
+  const a = el('a', { href: URL.createObjectURL(blob), download: name });
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
 function downloadSVG(wid) {
   const svg = document.getElementById('graph');
-  const blob = new Blob([new XMLSerializer().serializeToString(svg)], { type: 'image/svg+xml' });
-  const a = el('a', { href: URL.createObjectURL(blob), download: wid + '.svg' });
-  a.click();
-  URL.revokeObjectURL(a.href);
+  save(new Blob([new XMLSerializer().serializeToString(svg)], { type: 'image/svg+xml' }), wid + '.svg');
 }
 
 function zoom(svg, L, f) {
