@@ -121,7 +121,7 @@ func commandTree() *command {
 			{name: "verify-bundle", summary: "check an evidence bundle offline", run: cmdLedgerVerifyBundle},
 			{name: "verify", summary: "audit the whole ledger", run: cmdLedgerVerify},
 		}},
-		{name: "serve", summary: "the audit service: JSON API, C2SP tiles, metrics", run: cmdServe},
+		{name: "serve", summary: "the audit service: JSON API, C2SP tiles, metrics, web page", run: cmdServe},
 		{name: "receipt", summary: "ledger receipts", subs: []*command{
 			{name: "verify", summary: "check a receipt offline", run: cmdReceiptVerify},
 		}},
