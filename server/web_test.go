@@ -240,6 +240,18 @@ func TestPage(t *testing.T) {
 	}
 	shot(t, ctx, "page-act.png")
 
+	// An entry with its proof, and the ledger's latest checkpoint.
+	open("/entries/3")
+	entry := eval(`document.getElementById('main').textContent`).(string)
+	_, cp := get(t, f.srv.URL+"/checkpoint")
+	size := strings.Split(string(cp), "\n")[1]
+	for _, want := range []string{"Entry 3", jd, "inclusion_proof", "size" + size} {
+		if !strings.Contains(entry, want) {
+			t.Errorf("SVC-11: /entries/3 lacks %q", want)
+		}
+	}
+	shot(t, ctx, "page-entry.png")
+
 	// Agent-controlled strings are text, never markup.
 	open("/workflows/" + evil)
 	must(chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-jti="`+jx+`"]`)), chromedp.WaitVisible(chromedp.CSS(`#details pre`))))

@@ -292,14 +292,25 @@ async function entryPage(index) {
   for (const k of ['index', 'kind', 'jti', 'wid', 'iss', 'exec_act', 'received_at', 'leaf_hash']) if (e[k] !== undefined) dl.append(el('dt', { text: k }), el('dd', { text: e[k] }));
   main.replaceChildren(el('h1', { text: 'Entry ' + e.index }), dl,
     el('h2', { text: 'Inclusion proof' }), el('pre', { text: JSON.stringify(e.proof, null, 2) }),
-    el('h2', { text: 'Latest checkpoint' }), el('pre', { text: cp }),
+    el('h2', { text: 'Latest checkpoint' }), checkpointView(cp),
     el('p', {}, 'Verifier key: ', el('code', { text: key.verifier_key })),
     e.wid ? el('p', {}, el('a', { href: '/workflows/' + encodeURIComponent(e.wid), text: 'Its workflow' })) : null);
 }
 
+// checkpointView shows a C2SP checkpoint's size and root beside its text.
+// The server signed it and checks it on every proof; a relying party checks
+// it again with the verifier key (agentctx checkpoint verify).
+function checkpointView(cp) {
+  const [origin, size, root] = String(cp).split('\n');
+  return el('div', { class: 'checkpoint' },
+    el('dl', {}, el('dt', { text: 'origin' }), el('dd', { text: origin || '' }), el('dt', { text: 'size' }), el('dd', { text: size || '' }),
+      el('dt', { text: 'root' }), el('dd', { text: root || '' })),
+    el('pre', { text: cp }));
+}
+
 async function ledgerPage() {
   const [cp, key] = await Promise.all([api('/v1/checkpoint').catch(() => 'no checkpoint yet'), api('/v1/key')]);
-  main.replaceChildren(el('h1', { text: 'Ledger ' + key.id }), el('h2', { text: 'Latest checkpoint' }), el('pre', { text: cp }),
+  main.replaceChildren(el('h1', { text: 'Ledger ' + key.id }), el('h2', { text: 'Latest checkpoint' }), checkpointView(cp),
     el('p', {}, 'Verifier key: ', el('code', { text: key.verifier_key })));
 }
 
