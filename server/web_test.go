@@ -101,7 +101,9 @@ func appendAll(t *testing.T, f *fixture, toks []string) {
 		j := min(i+500, len(toks))
 		resp, b := post(t, f.srv.URL+"/v1/entries", "application/json", tokensBody(toks[i:j]...))
 		var rs struct{ Results []struct{ OK bool } }
-		json.Unmarshal(b, &rs)
+		if err := json.Unmarshal(b, &rs); err != nil || len(rs.Results) != j-i {
+			t.Fatalf("append %d..%d: %d %.300s", i, j, resp.StatusCode, b)
+		}
 		for k, r := range rs.Results {
 			if !r.OK {
 				t.Fatalf("append %d: %d %s", i+k, resp.StatusCode, b)
