@@ -734,11 +734,17 @@ func (l *Ledger) Workflow(ctx context.Context, wid string) (*dag.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
+	return GraphOf(es), nil
+}
+
+// GraphOf returns the task graph of entries, as Workflow builds it from a
+// workflow's entries (WorkflowEntries).
+func GraphOf(es []Entry) *dag.Graph {
 	nodes := make([]dag.Node, len(es))
 	for i := range es {
 		nodes[i] = toNode(&es[i])
 	}
-	return dag.NewGraph(nodes), nil
+	return dag.NewGraph(nodes)
 }
 
 // Checkpoint is a parsed, signature-checked checkpoint.

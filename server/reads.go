@@ -170,11 +170,7 @@ scan:
 			if newest >= below {
 				continue
 			}
-			sum, err := s.summary(r, x.WID)
-			if err != nil {
-				s.internal(w, err)
-				return
-			}
+			sum := summary(x.WID, wes)
 			sum.Latest = wes[len(wes)-1].Index
 			out = append(out, *sum)
 		}
@@ -201,11 +197,9 @@ func matches(x *ledger.Entry, q string) bool {
 	return false
 }
 
-func (s *Server) summary(r *http.Request, wid string) (*workflowSummary, error) {
-	g, err := s.l.Workflow(r.Context(), wid)
-	if err != nil {
-		return nil, err
-	}
+// summary is the list line of workflow wid, from its entries.
+func summary(wid string, es []ledger.Entry) *workflowSummary {
+	g := ledger.GraphOf(es)
 	sum := &workflowSummary{WID: wid, Nodes: len(g.Nodes), Statuses: map[string]int{}, Policy: map[string]int{}}
 	for i, n := range g.Nodes {
 		t := n.Time.Unix()
@@ -229,7 +223,7 @@ func (s *Server) summary(r *http.Request, wid string) (*workflowSummary, error) 
 	if len(sum.Policy) == 0 {
 		sum.Policy = nil
 	}
-	return sum, nil
+	return sum
 }
 
 func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
 	"sync"
 )
 
@@ -49,10 +50,7 @@ func sigKey(alg string, pub crypto.PublicKey, input, sig []byte) (k [32]byte, ok
 	}
 	h := sha256.New()
 	for _, part := range [][]byte{[]byte(alg), kb, input, sig} {
-		var n [4]byte
-		l := len(part)
-		n[0], n[1], n[2], n[3] = byte(l>>24), byte(l>>16), byte(l>>8), byte(l)
-		h.Write(n[:])
+		h.Write(binary.BigEndian.AppendUint32(nil, uint32(len(part))))
 		h.Write(part)
 	}
 	h.Sum(k[:0])
