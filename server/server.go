@@ -38,7 +38,10 @@ const (
 	DefaultMaxToken    = 8192
 	DefaultMaxInFlight = 4096
 	DefaultPageLimit   = 100
-	MaxPageLimit       = 1000
+	// DefaultPageMaxNodes is the largest workflow the page draws without
+	// asking first (SVC-11: a warning, not a freeze, beyond it).
+	DefaultPageMaxNodes = 2000
+	MaxPageLimit        = 1000
 )
 
 // Config holds what the service needs. Ledger is required (opened with its
@@ -60,7 +63,10 @@ type Config struct {
 	MaxTokens   int
 	MaxToken    int
 	MaxInFlight int
-	Log         *slog.Logger
+	// PageMaxNodes is the largest workflow the web page draws at once;
+	// beyond it the page warns and draws only when asked.
+	PageMaxNodes int
+	Log          *slog.Logger
 }
 
 // Server is the audit service's handler. It is safe for concurrent use.
@@ -74,6 +80,7 @@ type Server struct {
 	tokens   [][32]byte // SHA-256 of the read tokens
 	metrics  *metrics
 	mux      *http.ServeMux
+	index    []byte // the page's index.html with its settings
 }
 
 // New returns the service over cfg.Ledger.
@@ -81,7 +88,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Ledger == nil {
 		return nil, errors.New("server: Ledger is required")
 	}
-	if cfg.BatchWindow < 0 || cfg.BatchMax < 0 || cfg.MaxBody < 0 || cfg.MaxTokens < 0 || cfg.MaxToken < 0 || cfg.MaxInFlight < 0 {
+	if cfg.BatchWindow < 0 || cfg.BatchMax < 0 || cfg.MaxBody < 0 || cfg.MaxTokens < 0 || cfg.MaxToken < 0 || cfg.MaxInFlight < 0 || cfg.PageMaxNodes < 0 {
 		return nil, errors.New("server: a batch setting or cap is negative; give a positive value or zero for the default")
 	}
 	if cfg.MaxToken > 65000 {
@@ -105,10 +112,17 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxInFlight == 0 {
 		cfg.MaxInFlight = DefaultMaxInFlight
 	}
+	if cfg.PageMaxNodes == 0 {
+		cfg.PageMaxNodes = DefaultPageMaxNodes
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
 	}
-	s := &Server{cfg: cfg, l: cfg.Ledger, metrics: newMetrics()}
+	index, err := pageIndex(cfg.PageMaxNodes)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, l: cfg.Ledger, metrics: newMetrics(), index: index}
 	s.b = newBatcher(cfg.Ledger, cfg.BatchWindow, cfg.BatchMax, s.metrics.batch)
 	s.metrics.inflight = s.inflight.Load
 	s.metrics.size = cfg.Ledger.Size
@@ -133,7 +147,7 @@ func New(cfg Config) (*Server, error) {
 	// SVC-11: the page; its data comes from the routes above, under their
 	// access rules.
 	for _, p := range []string{"GET /{$}", "GET /workflows/{wid}", "GET /entries/{index}", "GET /ledger"} {
-		m.HandleFunc(p, servePage)
+		m.HandleFunc(p, s.servePage)
 	}
 	m.HandleFunc("GET /static/{file}", serveStatic)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

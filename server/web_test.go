@@ -213,6 +213,13 @@ func TestPage(t *testing.T) {
 			t.Errorf("SVC-11: task %s drawn as %v, want %q", id, statuses[id], w)
 		}
 	}
+	// Status is an icon as well as a colour (colour-vision deficiencies):
+	// each task carries its status's icon, and the legend names them.
+	icons := eval(`[...document.querySelectorAll('[data-jti]')].filter(n => n.querySelector('path.icon')).length`)
+	legend := eval(`document.querySelector('.legend').textContent`).(string)
+	if icons != 5.0 || !strings.Contains(legend, "rejected by policy") || !strings.Contains(legend, "hexagon") {
+		t.Errorf("SVC-11: %v of 5 tasks carry a status icon; legend %q", icons, legend)
+	}
 	shot(t, ctx, "page-workflow.png")
 
 	must(chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-jti="`+jd+`"]`)), chromedp.WaitVisible(chromedp.CSS(`#details pre`))))
@@ -270,7 +277,65 @@ func TestPage(t *testing.T) {
 		t.Fatalf("SVC-11: the 1000-task workflow: %d task elements, %d edges (want 1000, %d)", nodes, edges, wantEdges)
 	}
 	t.Logf("SVC-12: 1000 tasks laid out and drawn in %v ms in the browser", eval(`document.getElementById('graph').dataset.layoutMs`))
+	// Fitted, 1000 tasks would be specks: the page opens on the roots at a
+	// readable scale, and keyboard navigation keeps the focused task in view.
+	root := `document.querySelector('[data-jti="` + ids[0] + `"]')`
+	if view, h := eval(`document.getElementById('graph').dataset.view`), eval(root+`.getBoundingClientRect().height`).(float64); view != "part" || h < 24 {
+		t.Errorf("SVC-11: the 1000-task graph opens %v with its root %.1f px tall; want part of it, readable (>= 24 px)", view, h)
+	}
+	must(chromedp.Do(ctx, chromedp.Focus(chromedp.CSS(`[data-jti="`+ids[0]+`"]`))))
+	for i := 0; i < 9; i++ {
+		must(chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowRight)))
+	}
+	for i := 0; i < 40; i++ {
+		must(chromedp.Do(ctx, chromedp.KeyEvent(kb.ArrowDown)))
+	}
+	inView := `(() => { const a = document.activeElement.getBoundingClientRect(), g = document.getElementById('graph').getBoundingClientRect();
+		return a.left >= g.left && a.right <= g.right && a.top >= g.top && a.bottom <= g.bottom; })()`
+	if focused, in := eval(`document.activeElement.dataset.jti || ''`), eval(inView); focused == ids[0] || in != true {
+		t.Errorf("SVC-11: after keyboard moves the focus is on %v, inside the view: %v", focused, in)
+	}
 	shot(t, ctx, "page-1000.png")
+
+	// Readable at 200% zoom: the 1400x1000 window at 200% is a 700x500
+	// viewport at device scale 2; nothing overflows sideways.
+	must(chromedp.Do(ctx, chromedp.EmulateViewport(700, 500, chromedp.EmulateScale(2))))
+	for _, path := range []string{"/", "/workflows/" + wid, "/entries/3"} {
+		open(path)
+		if over := eval(`document.documentElement.scrollWidth - document.documentElement.clientWidth`).(float64); over > 0 {
+			t.Errorf("SVC-11: at 200%% zoom %s overflows sideways by %v px", path, over)
+		}
+		if path == "/workflows/"+wid {
+			if w := eval(`document.getElementById('graph').getBoundingClientRect().width`).(float64); w < 300 {
+				t.Errorf("SVC-11: at 200%% zoom the graph is %v px wide", w)
+			}
+			shot(t, ctx, "page-zoom200.png")
+		}
+	}
+}
+
+// TestPageSizeWarning (SVC-11): a workflow larger than the configured size
+// gets a warning and is drawn only when asked.
+func TestPageSizeWarning(t *testing.T) {
+	ctx := browser(t)
+	f := newFixtureFull(t, nil, func(*ledger.Config) {}, func(c *server.Config) { c.PageMaxNodes = 3 })
+	const wid = "2b3c4d5e-6f70-4812-9a3b-4c5d6e7f8091"
+	a, ja := ectIn(t, f, wid, "plan", "")
+	b, jb := ectIn(t, f, wid, "fetch.a", "", ja)
+	c, _ := ectIn(t, f, wid, "fetch.b", "", ja)
+	d, _ := ectIn(t, f, wid, "merge", "", jb)
+	appendAll(t, f, []string{a, b, c, d})
+	if err := chromedp.Do(ctx, chromedp.Navigate(f.srv.URL+"/workflows/"+wid), chromedp.WaitVisible(chromedp.CSS(`body[data-ready="true"]`))); err != nil {
+		t.Fatal(err)
+	}
+	warn, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(document.querySelector('[role=alert]') || {}).textContent + ' / ' + document.querySelectorAll('[data-jti]').length`))
+	if err != nil || !strings.Contains(warn, "4 tasks, more than the 3") || !strings.HasSuffix(warn, " / 0") {
+		t.Fatalf("SVC-11: over the size the page shows %q (%v); want a warning and no graph", warn, err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#draw-anyway`)), chromedp.WaitVisible(chromedp.CSS(`#graph`))); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, `document.body.dataset.ready === 'true' && document.querySelectorAll('[data-jti]').length === 4`)
 }
 
 // TestPageHeaders (SVC-11): the page and its files are served from the

@@ -98,6 +98,7 @@ func cmdServe(e *env, args []string) error {
 	maxTokens := fs.Int("max-tokens", server.DefaultMaxTokens, "the most tokens in one append request")
 	maxToken := fs.Int("max-token", server.DefaultMaxToken, "the largest token, in bytes")
 	maxInFlight := fs.Int("max-in-flight", server.DefaultMaxInFlight, "the most tokens being appended at once; beyond it appends get 503")
+	pageMaxNodes := fs.Int("page-max-nodes", server.DefaultPageMaxNodes, "the largest workflow the web page draws without asking first")
 	headerTimeout := fs.Duration("header-timeout", 5*time.Second, "how long a client may take to send the request headers")
 	requestTimeout := fs.Duration("request-timeout", 30*time.Second, "how long a request may take to read and to answer")
 	idleTimeout := fs.Duration("idle-timeout", 120*time.Second, "how long an idle keep-alive connection stays open")
@@ -156,7 +157,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	defer store.Close()
 	srv, err := server.New(server.Config{Ledger: l, ReadTokens: tokens, ClientCerts: *clientCA != "", BatchWindow: *batchWindow, BatchMax: *batchMax,
-		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, Log: log})
+		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, PageMaxNodes: *pageMaxNodes, Log: log})
 	if err != nil {
 		return usagef("", "%v", err)
 	}

@@ -3,7 +3,23 @@
 
 const main = document.getElementById('main');
 const TOKEN_KEY = 'agentctx-read-token';
-const MAX_NODES = 5000; // beyond it the page warns instead of drawing
+// The largest workflow drawn without asking (serve --page-max-nodes).
+const MAX_NODES = Number(document.querySelector('meta[name="agentctx-page-max-nodes"]')?.content) || 2000;
+// Below this scale a node's label is too small to read: a larger graph
+// opens at a readable scale on its roots instead of fitted.
+const MIN_SCALE = 0.6;
+
+// Status is told by an icon as well as by colour (SVC-11: colour-vision
+// deficiencies): each an SVG path in a 12x12 box.
+const ICONS = {
+  completed: 'M2,6.5 L5,9.5 L10.5,3',
+  failed: 'M3,3 L9,9 M9,3 L3,9',
+  rejected: 'M6,1 A5,5 0 1,0 6,11 A5,5 0 1,0 6,1 M2.5,9.5 L9.5,2.5',
+  pending_human_review: 'M6,1 A5,5 0 1,0 6,11 A5,5 0 1,0 6,1 M6,3 L6,6 L8.5,7.5',
+  partial: 'M6,1 L11,10.5 L1,10.5 Z M6,4.5 L6,7.5 M6,8.8 L6,9.4',
+  authorized: 'M4,6 A2.5,2.5 0 1,0 4,6.01 M6.5,6 L11,6 M9.5,6 L9.5,8.5',
+};
+const LABELS = { completed: 'completed', failed: 'failed', rejected: 'rejected by policy', pending_human_review: 'pending human review', partial: 'partial (a predecessor is missing)', authorized: 'authorized, no record yet' };
 
 function el(tag, attrs = {}, ...kids) {
   const ns = ['svg', 'g', 'rect', 'path', 'text', 'polygon', 'circle', 'title', 'defs', 'marker'].includes(tag);
@@ -127,7 +143,8 @@ function layout(tasks, edges) {
   return { xy, layers, succ, pred, width: Math.max(1000, 40 + layers.length * X), height: Math.max(480, 40 + tallest * Y) };
 }
 
-async function workflowPage(wid) {
+async function workflowPage(wid, force = false) {
+  document.body.dataset.ready = 'false';
   const g = await api('/v1/workflows/' + encodeURIComponent(wid));
   const tasks = new Map();
   for (const n of g.nodes) {
@@ -137,9 +154,11 @@ async function workflowPage(wid) {
     tasks.set(n.jti, t);
   }
   main.replaceChildren(el('h1', {}, 'Workflow ', el('code', { text: wid })));
-  if (tasks.size > MAX_NODES) {
-    main.append(el('p', { class: 'warn', role: 'alert', text: `This workflow has ${tasks.size} tasks, more than the ${MAX_NODES} this page draws. Export it instead.` }));
-    main.append(exports(wid));
+  if (tasks.size > MAX_NODES && !force) {
+    const draw = el('button', { type: 'button', id: 'draw-anyway', text: `Draw all ${tasks.size} tasks`, onclick: () => workflowPage(wid, true).then(() => { document.body.dataset.ready = 'true'; }) });
+    main.append(el('p', { class: 'warn', role: 'alert', text: `This workflow has ${tasks.size} tasks, more than the ${MAX_NODES} this page draws at once: drawing it may take a while. Export it, or draw it anyway.` }),
+      el('p', {}, draw, ' ', exports(wid)));
+    draw.focus();
     return;
   }
   const t0 = performance.now();
@@ -175,8 +194,9 @@ async function workflowPage(wid) {
       : el('polygon', { class: 'shape', points: `${p.x + 10},${p.y} ${p.x + W - 10},${p.y} ${p.x + W},${p.y + H / 2} ${p.x + W - 10},${p.y + H} ${p.x + 10},${p.y + H} ${p.x},${p.y + H / 2}` });
     const node = el('g', { class: 'node' + (crit.has(jti) ? ' critical' : ''), tabindex: 0, role: 'button', 'data-jti': jti, 'data-kind': kind, 'data-status': status,
       'aria-label': `${act} by ${lead.iss}, ${status}` },
-      el('title', { text: `${act} — ${lead.iss} — ${status}` }), shape,
-      el('text', { x: p.x + 10, y: p.y + 18, text: clip(act, 20) }),
+      el('title', { text: `${act} — ${lead.iss} — ${LABELS[status] || status}` }), shape,
+      ICONS[status] ? el('path', { class: 'icon', d: ICONS[status], transform: `translate(${p.x + W - 20},${p.y + 6})` }) : null,
+      el('text', { x: p.x + 10, y: p.y + 18, text: clip(act, 18) }),
       el('text', { x: p.x + 10, y: p.y + 34, text: clip(status + ' · ' + shortIss(lead.iss), 24) }));
     node.addEventListener('click', () => showDetails(t));
     node.addEventListener('keydown', ev => navigate(ev, jti, t, L, focusables));
@@ -188,7 +208,7 @@ async function workflowPage(wid) {
   const details = el('aside', { id: 'details', 'aria-live': 'polite' }, el('p', { class: 'muted', text: 'Select a task to see its verified claims.' }));
   const timeline = el('ol', { class: 'timeline', 'aria-label': 'timeline' },
     ...[...tasks.values()].sort((a, b) => a.time - b.time).map(t => el('li', { 'data-task': t.jti },
-      el('button', { type: 'button', onclick: () => { focusables.get(t.jti).focus(); showDetails(t); }, text: fmtTime(t.time) + ' ' + (t.nodes[0].exec_act || t.nodes[0].kind) }))));
+      el('button', { type: 'button', onclick: () => { focusables.get(t.jti).focus(); reveal(L.xy.get(t.jti)); showDetails(t); }, text: fmtTime(t.time) + ' ' + (t.nodes[0].exec_act || t.nodes[0].kind) }))));
   const bar = el('div', { class: 'toolbar' },
     el('button', { type: 'button', onclick: () => zoom(svg, L, 0.8), text: 'Zoom in' }),
     el('button', { type: 'button', onclick: () => zoom(svg, L, 1.25), text: 'Zoom out' }),
@@ -196,7 +216,27 @@ async function workflowPage(wid) {
     exports(wid),
     el('span', { class: 'muted', text: `${tasks.size} tasks, ${drawn} edges, laid out in ${laid.toFixed(0)} ms` }));
   pan(svg);
-  main.append(bar, el('div', { class: 'layout' }, el('div', {}, svg, el('h2', { text: 'Timeline' }), timeline), details));
+  main.append(bar, legend(), el('div', { class: 'layout' }, el('div', {}, svg, el('h2', { text: 'Timeline' }), timeline), details));
+  // A graph too large to read when fitted opens at a readable scale on its
+  // roots (Fit shows it all).
+  const box = svg.getBoundingClientRect();
+  const fit = Math.min(box.width / L.width, box.height / L.height);
+  if (fit < MIN_SCALE && box.width > 0) {
+    const w = box.width / MIN_SCALE, h = box.height / MIN_SCALE;
+    const first = L.xy.get(L.layers[0][0]);
+    svg.setAttribute('viewBox', `0 ${Math.max(0, first.y + 22 - h / 2)} ${w} ${h}`);
+    svg.dataset.view = 'part';
+  } else svg.dataset.view = 'fit';
+}
+
+// legend explains the shapes, icons and lines of the graph.
+function legend() {
+  const item = (status) => el('li', {}, el('svg', { class: 'key', viewBox: '0 0 12 12', width: 14, height: 14, 'aria-hidden': 'true' },
+    el('path', { class: 'icon', 'data-icon': status, d: ICONS[status] })), ' ' + LABELS[status]);
+  return el('details', { class: 'legend' }, el('summary', { text: 'Legend' }),
+    el('ul', {}, ...Object.keys(ICONS).map(item),
+      el('li', { text: 'rectangle: an ECT; hexagon: an ACT task (its mandate and record together)' }),
+      el('li', { text: 'thick red line: the critical path; dashed outline: partial or pending' })));
 }
 
 function clip(s, n) { s = String(s || ''); return s.length > n ? s.slice(0, n - 1) + '…' : s; }
@@ -256,7 +296,16 @@ function navigate(ev, jti, t, L, focusables) {
   else if (ev.key === 'ArrowDown') next = L.layers[p.layer][p.pos + 1];
   else if (ev.key === 'ArrowUp') next = L.layers[p.layer][p.pos - 1];
   else if (ev.key === 'Enter' || ev.key === ' ') { ev.preventDefault(); showDetails(t); return; }
-  if (next && focusables.get(next)) { ev.preventDefault(); focusables.get(next).focus(); }
+  if (next && focusables.get(next)) { ev.preventDefault(); focusables.get(next).focus(); reveal(L.xy.get(next)); }
+}
+
+// reveal moves the view so that the node at p is inside it (keyboard
+// navigation in a graph larger than the view).
+function reveal(p) {
+  const svg = document.getElementById('graph');
+  const [x, y, w, h] = svg.getAttribute('viewBox').split(' ').map(Number);
+  if (p.x >= x && p.x + 150 <= x + w && p.y >= y && p.y + 44 <= y + h) return;
+  svg.setAttribute('viewBox', `${p.x + 75 - w / 2} ${p.y + 22 - h / 2} ${w} ${h}`);
 }
 
 async function showDetails(t) {
