@@ -320,15 +320,26 @@ async function showDetails(t) {
     row('kind', n.kind); row('issuer', n.iss); row('subject', n.sub); row('action', n.exec_act); row('capabilities', n.cap);
     row('predecessors', n.pred); row('time', fmtTime(n.time)); row('status', n.status); row('policy', n.pol_decision);
     row('partial', n.partial ? 'yes (a predecessor is missing)' : '');
+    const [h, p] = (e.token || '').split('.');
+    const hdr = decode(h) || {}, claims = decode(p) || {};
+    row('signer key', hdr.kid ? `${hdr.kid} (${hdr.alg})` : '');
+    // Every entry was verified on append and has a receipt: ECT-L3.
+    row('assurance level', e.token ? 'L3: signed, in this ledger with a receipt' : '');
+    row('input hash', claims.inp_hash); row('output hash', claims.out_hash);
     row('ledger index', e.index); row('received', e.received_at ? new Date(e.received_at).toISOString() : '');
     row('leaf hash', e.leaf_hash);
     d.append(el('h3', { text: n.kind }), dl);
-    if (e.token) {
-      const [h, p] = e.token.split('.');
-      d.append(el('h4', { text: 'Verified header' }), el('pre', { text: pretty(h) }), el('h4', { text: 'Verified claims' }), el('pre', { text: pretty(p) }));
+    if (e.token) d.append(el('h4', { text: 'Verified header' }), el('pre', { text: pretty(h) }), el('h4', { text: 'Verified claims' }), el('pre', { text: pretty(p) }));
+    if (e.index !== undefined) {
+      const rc = el('pre', { class: 'receipt', text: '…' });
+      d.append(el('h4', { text: 'Receipt' }), rc, el('p', {}, el('a', { href: '/entries/' + e.index, text: 'Entry and its inclusion proof' })));
+      api('/v1/entries/' + e.index + '?proof=1').then(r => { rc.textContent = JSON.stringify(r.proof, null, 2); }, err => { rc.textContent = err.message; });
     }
-    if (e.index !== undefined) d.append(el('p', {}, el('a', { href: '/entries/' + e.index, text: 'Entry and its inclusion proof' })));
   }
+}
+
+function decode(b64) {
+  try { return JSON.parse(atob(String(b64).replace(/-/g, '+').replace(/_/g, '/'))); } catch { return null; }
 }
 
 function pretty(b64) {
