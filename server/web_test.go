@@ -223,10 +223,8 @@ func TestPage(t *testing.T) {
 	shot(t, ctx, "page-workflow.png")
 
 	must(chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`[data-jti="`+jd+`"]`)), chromedp.WaitVisible(chromedp.CSS(`#details pre`))))
-	details, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#details`)))
-	must(err)
 	waitFor(t, ctx, `!document.querySelector('#details pre.receipt').textContent.startsWith('…')`)
-	details, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#details`)))
+	details, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#details`)))
 	must(err)
 	for _, s := range []string{jd, "merge", ledgertest.IssA, `"pol_decision": "approved"`, "ledger index", "signer key", "EdDSA", "L3: signed", "Receipt", `"inclusion_proof"`} {
 		if !strings.Contains(details, s) {
