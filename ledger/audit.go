@@ -128,6 +128,12 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 		if c.Size > size {
 			return nil, &AuditError{Index: size, Reason: fmt.Sprintf("checkpoint of size %d beyond the %d stored entries", c.Size, size)}
 		}
+		// SPEC: SVC-6a the COSE signature stored with a checkpoint signs its root.
+		if sig, err := st.COSESignature(ctx, c.Size); err != nil {
+			return nil, err
+		} else if sig != nil && verifyCOSESignature(l.meta, c.Root, sig) != nil {
+			return nil, &AuditError{Index: c.Size - 1, Reason: fmt.Sprintf("the COSE signature stored with the checkpoint of size %d does not sign its root", c.Size)}
+		}
 		roots[c.Size], stored[c.Size] = c.Root, true
 		latest = max(latest, c.Size)
 	}

@@ -455,7 +455,11 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 		if cp, err = l.sign(newSize, root); err != nil {
 			return nil, err
 		}
-		if err := store.Commit(ctx, entries, nodes, cp); err != nil {
+		sig, err := l.signCOSE(root)
+		if err != nil {
+			return nil, err
+		}
+		if err := store.Commit(ctx, entries, nodes, cp, sig); err != nil {
 			return nil, err
 		}
 	} else if cp, err = store.Checkpoint(ctx, 0); err != nil {

@@ -115,8 +115,10 @@ type Store interface {
 	// nodes they complete and the checkpoint of the new size, in one durable
 	// transaction (LED-10). It fails without writing anything when the log
 	// no longer has size entries[0].Index (a concurrent writer), with
-	// ErrConflict.
-	Commit(ctx context.Context, entries []Entry, nodes []TreeNode, checkpoint []byte) error
+	// ErrConflict. cose is the ledger's COSE signature over the new root
+	// (SVC-6a), stored beside the checkpoint (a ledger created before COSE
+	// receipts has no place for it and drops it: Ledger signs on demand).
+	Commit(ctx context.Context, entries []Entry, nodes []TreeNode, checkpoint, cose []byte) error
 	// Size returns the number of entries.
 	Size(ctx context.Context) (uint64, error)
 	// Entries returns entries [from, to) in index order.
@@ -134,6 +136,9 @@ type Store interface {
 	// Checkpoint returns the signed checkpoint of size, or the latest when
 	// size is 0 (nil before the first append).
 	Checkpoint(ctx context.Context, size uint64) ([]byte, error)
+	// COSESignature returns the COSE signature stored with the checkpoint
+	// of size, nil when there is none.
+	COSESignature(ctx context.Context, size uint64) ([]byte, error)
 	// Checkpoints returns every stored checkpoint in size order.
 	Checkpoints(ctx context.Context) ([][]byte, error)
 	// Close releases the store.

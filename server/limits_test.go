@@ -105,9 +105,9 @@ type gatedStore struct {
 	gate chan struct{}
 }
 
-func (g *gatedStore) Commit(ctx context.Context, e []ledger.Entry, n []ledger.TreeNode, cp []byte) error {
+func (g *gatedStore) Commit(ctx context.Context, e []ledger.Entry, n []ledger.TreeNode, cp, cose []byte) error {
 	<-g.gate
-	return g.Store.Commit(ctx, e, n, cp)
+	return g.Store.Commit(ctx, e, n, cp, cose)
 }
 
 // TestInFlightCap: with 3 tokens in a commit that has not finished and a

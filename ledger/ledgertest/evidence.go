@@ -285,6 +285,7 @@ func runEvidence(t *testing.T, b Backend) {
 			b.Tamper(t, f.store, `UPDATE checkpoints SET note = ? WHERE size = ?`, resigned, int64(c.Size))
 		}
 		b.Tamper(t, f.store, `UPDATE meta SET v = ? WHERE k = 'vkey'`, vkey)
+		b.Tamper(t, f.store, `DELETE FROM checkpoint_cose`) // the old key's COSE signatures would give it away
 		forged, err := ledger.Open(ctx, ledger.Config{Store: f.store, Trust: Trust(), Clock: func() time.Time { return f.now }})
 		if err != nil {
 			t.Fatal(err)

@@ -148,6 +148,7 @@ func (f *fixture) ok(tokens ...string) []*ledger.Receipt {
 // Run runs the suite against b.
 func Run(t *testing.T, b Backend) {
 	runEvidence(t, b)
+	runReceipts(t, b)
 	t.Run("LED-7/receipt verifies offline", func(t *testing.T) {
 		f := newFixture(t, b, false)
 		tok, _ := f.ECT("review")

@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,6 +36,7 @@ CREATE INDEX entries_wid ON entries(wid, idx);
 CREATE INDEX entries_leaf ON entries(leaf_hash);
 CREATE TABLE nodes (level INT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
+CREATE TABLE checkpoint_cose (size BIGINT PRIMARY KEY, sig BYTEA NOT NULL);
 CREATE FUNCTION agentctx_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	RAISE EXCEPTION 'append-only ledger: % refused on %', TG_OP, TG_TABLE_NAME;
@@ -43,15 +45,17 @@ CREATE TRIGGER meta_append_only BEFORE UPDATE OR DELETE ON meta FOR EACH ROW EXE
 CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER checkpoint_cose_append_only BEFORE UPDATE OR DELETE ON checkpoint_cose FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER meta_no_truncate BEFORE TRUNCATE ON meta EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER nodes_no_truncate BEFORE TRUNCATE ON nodes EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints EXECUTE FUNCTION agentctx_append_only();
-REVOKE UPDATE, DELETE, TRUNCATE ON meta, entries, nodes, checkpoints FROM PUBLIC;
+CREATE TRIGGER checkpoint_cose_no_truncate BEFORE TRUNCATE ON checkpoint_cose EXECUTE FUNCTION agentctx_append_only();
+REVOKE UPDATE, DELETE, TRUNCATE ON meta, entries, nodes, checkpoints, checkpoint_cose FROM PUBLIC;
 `
 
 // tables are the ledger's tables, in the order Create makes them.
-var tables = []string{"meta", "entries", "nodes", "checkpoints"}
+var tables = []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose"}
 
 // Grant hands the ledger's tables to the owner role and lets the writer role
 // only read and append (LED-3): owner holds the tables and their triggers,
@@ -92,6 +96,7 @@ func (s *Store) Grant(ctx context.Context, owner, writer string) error {
 // Store is a ledger.Store in PostgreSQL.
 type Store struct {
 	pool *pgxpool.Pool
+	cose atomic.Int32 // 0 unknown, 1 the checkpoint_cose table exists, 2 it does not
 }
 
 // Open connects to the database at url (a postgres:// URL; a search_path
@@ -186,7 +191,7 @@ func (s *Store) Size(ctx context.Context) (uint64, error) { return size(ctx, s.p
 // by the schema, makes the database the single sequencer of every process
 // appending to this ledger; it needs no privilege beyond SELECT and INSERT
 // (a table lock would need UPDATE or DELETE, which the writer role lacks).
-func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledger.TreeNode, checkpoint []byte) error {
+func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledger.TreeNode, checkpoint, cose []byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -218,9 +223,45 @@ func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledg
 			return err
 		}
 		last := int64(entries[len(entries)-1].Index + 1)
-		_, err = tx.Exec(ctx, `INSERT INTO checkpoints (size, note) VALUES ($1, $2)`, last, checkpoint)
+		if _, err = tx.Exec(ctx, `INSERT INTO checkpoints (size, note) VALUES ($1, $2)`, last, checkpoint); err != nil {
+			return err
+		}
+		if cose != nil && s.hasCOSE(ctx) {
+			_, err = tx.Exec(ctx, `INSERT INTO checkpoint_cose (size, sig) VALUES ($1, $2)`, last, cose)
+		}
 		return err
 	})
+}
+
+// hasCOSE reports whether the ledger has the checkpoint_cose table (a
+// ledger created before COSE receipts has not).
+func (s *Store) hasCOSE(ctx context.Context) bool {
+	if v := s.cose.Load(); v != 0 {
+		return v == 1
+	}
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('checkpoint_cose') IS NOT NULL`).Scan(&ok); err != nil {
+		return false
+	}
+	if ok {
+		s.cose.Store(1)
+	} else {
+		s.cose.Store(2)
+	}
+	return ok
+}
+
+// COSESignature implements ledger.Store.
+func (s *Store) COSESignature(ctx context.Context, size uint64) ([]byte, error) {
+	if !s.hasCOSE(ctx) {
+		return nil, nil
+	}
+	var sig []byte
+	err := s.pool.QueryRow(ctx, `SELECT sig FROM checkpoint_cose WHERE size = $1`, int64(size)).Scan(&sig)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return sig, err
 }
 
 const cols = `idx, kind, jti, wid, iss, sub, exec_act, pred, ts, received_ms, partial, status, pol, caps, token, token_hash, leaf_hash`

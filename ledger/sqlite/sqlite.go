@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -33,6 +34,7 @@ CREATE INDEX entries_wid ON entries(wid, idx);
 CREATE INDEX entries_leaf ON entries(leaf_hash);
 CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
+CREATE TABLE checkpoint_cose (size INTEGER PRIMARY KEY, sig BLOB NOT NULL);
 `
 
 // keys are the primary keys of the tables, for the REPLACE guard.
@@ -41,6 +43,7 @@ var keys = []struct{ table, match string }{
 	{"entries", "idx = NEW.idx"},
 	{"nodes", "level = NEW.level AND idx = NEW.idx"},
 	{"checkpoints", "size = NEW.size"},
+	{"checkpoint_cose", "size = NEW.size"},
 }
 
 // appendOnly are the LED-3 triggers of every table: UPDATE and DELETE are
@@ -67,6 +70,7 @@ type Store struct {
 	db    *sql.DB
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
+	cose  atomic.Int32 // 0 unknown, 1 the checkpoint_cose table exists, 2 it does not
 }
 
 // stmt returns the prepared statement for q, preparing it once (the tables
@@ -173,7 +177,7 @@ func size(ctx context.Context, q interface {
 func (s *Store) Size(ctx context.Context) (uint64, error) { return size(ctx, s.db) }
 
 // Commit implements ledger.Store: one IMMEDIATE transaction, one fsync.
-func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledger.TreeNode, checkpoint []byte) error {
+func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledger.TreeNode, checkpoint, cose []byte) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -227,6 +231,11 @@ func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledg
 	last := entries[len(entries)-1].Index + 1
 	if _, err := conn.ExecContext(ctx, `INSERT INTO checkpoints (size, note) VALUES (?, ?)`, last, checkpoint); err != nil {
 		return err
+	}
+	if cose != nil && s.hasCOSE(ctx) {
+		if _, err := conn.ExecContext(ctx, `INSERT INTO checkpoint_cose (size, sig) VALUES (?, ?)`, last, cose); err != nil {
+			return err
+		}
 	}
 	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
 		return err
@@ -358,6 +367,37 @@ func (s *Store) Checkpoint(ctx context.Context, size uint64) ([]byte, error) {
 		return nil, nil
 	}
 	return cp, err
+}
+
+// hasCOSE reports whether the ledger has the checkpoint_cose table (a
+// ledger created before COSE receipts has not).
+func (s *Store) hasCOSE(ctx context.Context) bool {
+	if v := s.cose.Load(); v != 0 {
+		return v == 1
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'checkpoint_cose'`).Scan(&n); err != nil {
+		return false
+	}
+	if n == 1 {
+		s.cose.Store(1)
+		return true
+	}
+	s.cose.Store(2)
+	return false
+}
+
+// COSESignature implements ledger.Store.
+func (s *Store) COSESignature(ctx context.Context, size uint64) ([]byte, error) {
+	if !s.hasCOSE(ctx) {
+		return nil, nil
+	}
+	var sig []byte
+	err := s.db.QueryRowContext(ctx, `SELECT sig FROM checkpoint_cose WHERE size = ?`, size).Scan(&sig)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return sig, err
 }
 
 // Checkpoints implements ledger.Store.
