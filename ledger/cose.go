@@ -183,11 +183,14 @@ func (l *Ledger) COSEReceipt(ctx context.Context, r *Receipt) ([]byte, error) {
 // size s1 to published size s2: the proof under -2 and the signature of
 // the checkpoint at s2.
 func (l *Ledger) COSEConsistency(ctx context.Context, s1, s2 uint64) ([]byte, error) {
+	if s1 == 0 || s1 > s2 {
+		return nil, fmt.Errorf("a consistency receipt goes from a size over 0 to one at least as large, not %d to %d", s1, s2)
+	}
 	cp, err := l.cfg.Store.Checkpoint(ctx, s2)
 	if err != nil {
 		return nil, err
 	}
-	if cp == nil || s2 == 0 {
+	if cp == nil {
 		return nil, fmt.Errorf("%w: no checkpoint of size %d was published", ErrNotFound, s2)
 	}
 	c, err := l.OpenCheckpoint(cp)

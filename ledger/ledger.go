@@ -586,7 +586,7 @@ func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, fin
 // or nil. It looks the token's task up by jti (an identical token has the
 // same jti), which spares the store an index on token hashes.
 func (l *Ledger) byToken(ctx context.Context, token string, hash []byte) (*Entry, error) {
-	jti := tokenJTI(token)
+	jti := JTIOf(token)
 	if jti == "" {
 		return nil, nil
 	}
@@ -855,15 +855,16 @@ func VerifyReceipt(vkey string, r *Receipt, token []byte) error {
 		return fmt.Errorf("inclusion proof: %w", err)
 	}
 	if r.JTI != "" {
-		if jti := tokenJTI(string(bytes.TrimSpace(token))); !strings.EqualFold(jti, r.JTI) {
+		if jti := JTIOf(string(bytes.TrimSpace(token))); !strings.EqualFold(jti, r.JTI) {
 			return fmt.Errorf("the receipt names task %q, the token is task %q", r.JTI, jti)
 		}
 	}
 	return nil
 }
 
-// tokenJTI reads the jti of a compact JWS, unverified ("" when it has none).
-func tokenJTI(token string) string {
+// JTIOf returns the jti a compact JWS claims, unverified ("" when it has
+// none): for labels and messages; verification reads it itself.
+func JTIOf(token string) string {
 	t, err := jws.Parse(token, 0)
 	if err != nil {
 		return ""

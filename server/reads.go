@@ -281,6 +281,10 @@ func (s *Server) getInclusion(w http.ResponseWriter, r *http.Request) {
 		problem(w, err, http.StatusBadRequest)
 		return
 	}
+	format, ok := negotiate(w, r)
+	if !ok {
+		return
+	}
 	var rc *ledger.Receipt
 	if lh := q.Get("leaf_hash"); lh != "" {
 		h, ok := decodeHash(lh)
@@ -305,7 +309,7 @@ func (s *Server) getInclusion(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, err)
 		return
 	}
-	writeJSON(w, rc)
+	s.writeReceipt(w, r, rc, format)
 }
 
 func (s *Server) getConsistency(w http.ResponseWriter, r *http.Request) {
@@ -322,6 +326,30 @@ func (s *Server) getConsistency(w http.ResponseWriter, r *http.Request) {
 	}
 	if to > size {
 		notFound(w, "the log has %d entries", size)
+		return
+	}
+	format, ok := negotiate(w, r)
+	if !ok {
+		return
+	}
+	if format == formatCOSE {
+		// SPEC: SVC-6a a consistency receipt (-2), signed at the newer size.
+		b, err := s.l.COSEConsistency(r.Context(), from, to)
+		if errors.Is(err, ledger.ErrNotFound) {
+			notFound(w, "%v", err)
+			return
+		}
+		if err != nil {
+			problem(w, badRequest("%v", err), http.StatusBadRequest)
+			return
+		}
+		w.Header().Add("Vary", "Accept")
+		w.Header().Set("Content-Type", ledger.MediaTypeCOSEReceipt)
+		w.Write(b)
+		return
+	}
+	if format == formatTLogProof {
+		problem(w, badRequest("C2SP tlog-proof has no consistency form: ask for JSON or COSE"), http.StatusNotAcceptable)
 		return
 	}
 	pr, err := s.l.Consistency(r.Context(), from, to)

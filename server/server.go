@@ -132,6 +132,7 @@ func New(cfg Config) (*Server, error) {
 	m := http.NewServeMux()
 	m.HandleFunc("POST /v1/entries", s.postEntries)
 	m.HandleFunc("GET /v1/entries/{index}", s.read(s.getEntry))
+	m.HandleFunc("GET /v1/entries/{index}/receipt", s.read(s.getReceipt))
 	m.HandleFunc("GET /v1/tasks/{jti}", s.read(s.getTask))
 	m.HandleFunc("GET /v1/workflows", s.read(s.listWorkflows))
 	m.HandleFunc("GET /v1/workflows/{wid}", s.read(s.getWorkflow))
@@ -338,9 +339,15 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	var lines []string
 	single := false
+	format := formatJSON
 	switch ct {
 	case "application/jwt", "text/plain":
 		single = true
+		// SPEC: SVC-6a the receipt of a one-token append in the encoding asked for.
+		var ok bool
+		if format, ok = negotiate(w, r); !ok {
+			return
+		}
 		lines = []string{strings.TrimSpace(string(body))}
 	case "application/json":
 		var req struct {
@@ -437,7 +444,7 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 			problem(w, &agentctx.Error{Code: res.Code, Rule: res.Rule, Message: res.Message}, statusOfRefusal(res.Code))
 			return
 		}
-		writeJSON(w, res.Receipt)
+		s.writeReceipt(w, r, res.Receipt, format)
 		return
 	}
 	writeJSON(w, map[string]any{"results": results})

@@ -382,7 +382,7 @@ func mustExist(flagName, path string) error {
 
 // isTerminal reports whether r is an interactive terminal (not merely a
 // character device: /dev/null is one).
-func isTerminal(r io.Reader) bool {
+func isTerminal(r any) bool {
 	f, ok := r.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,11 +166,15 @@ func cmdLedgerInit(e *env, args []string) error {
 }
 
 func cmdLedgerPubkey(e *env, args []string) error {
-	fs := newFlags(e, "ledger pubkey", "ledger pubkey --db X")
+	fs := newFlags(e, "ledger pubkey", "ledger pubkey --db X [--format note|jwk|cose-key]")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
+	format := fs.String("format", "note", "note (the C2SP verifier key), jwk (RFC 8037) or cose-key (CBOR COSE_Key; binary, use --out)")
 	fs.out()
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := binaryOut(e, "cose-key", *format, "note", "jwk", "cose-key"); err != nil {
 		return err
 	}
 	l, store, err := openLedger(context.Background(), e, &f, false, false)
@@ -177,7 +182,31 @@ func cmdLedgerPubkey(e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	fmt.Fprintln(e.stdout, l.Meta().VerifierKey)
+	vkey := l.Meta().VerifierKey
+	if *format == "note" {
+		fmt.Fprintln(e.stdout, vkey)
+		return nil
+	}
+	k, err := ledger.ParseVerifierKey(vkey)
+	if err != nil {
+		return failf("%v", err)
+	}
+	if *format == "jwk" {
+		return json.NewEncoder(e.stdout).Encode(k.JWK())
+	}
+	_, err = e.stdout.Write(k.COSEKey())
+	return err
+}
+
+// binaryOut checks --format against the allowed values and refuses to write
+// the binary one to a terminal.
+func binaryOut(e *env, binary, format string, allowed ...string) error {
+	if !slices.Contains(allowed, format) {
+		return usagef("", "--format must be one of %s", strings.Join(allowed, ", "))
+	}
+	if format == binary && isTerminal(e.stdout) {
+		return usagef("write it to a file with --out FILE, or pipe it", "--format %s is binary and standard output is a terminal", format)
+	}
 	return nil
 }
 
@@ -306,9 +335,16 @@ func cmdLedgerProve(e *env, args []string) error {
 	wid := fs.String("wid", "", "workflow id, with --jti")
 	from := fs.Uint64("from", 0, "consistency proof: older size")
 	to := fs.Uint64("to", 0, "consistency proof: newer size")
+	format := fs.String("format", "json", "json (LED-7), tlog-proof (C2SP) or cose (RFC 9942 COSE receipt; binary, use --out)")
 	fs.out()
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if err := binaryOut(e, "cose", *format, "json", "tlog-proof", "cose"); err != nil {
+		return err
+	}
+	if *to != 0 && *format == "tlog-proof" {
+		return usagef("use --format json or cose for a consistency proof", "C2SP tlog-proof has no consistency form")
 	}
 	ctx := context.Background()
 	l, store, err := openLedger(ctx, e, &f, false, false)
@@ -318,6 +354,13 @@ func cmdLedgerProve(e *env, args []string) error {
 	defer store.Close()
 	enc := json.NewEncoder(e.stdout)
 	switch {
+	case *to != 0 && *format == "cose":
+		b, err := l.COSEConsistency(ctx, *from, *to)
+		if err != nil {
+			return failf("%v", err)
+		}
+		_, err = e.stdout.Write(b)
+		return err
 	case *to != 0:
 		pr, err := l.Consistency(ctx, *from, *to)
 		if err != nil {
@@ -339,6 +382,22 @@ func cmdLedgerProve(e *env, args []string) error {
 	r, err := l.Prove(ctx, uint64(*index), *size)
 	if err != nil {
 		return failf("%v", err)
+	}
+	switch *format {
+	case "tlog-proof":
+		b, err := ledger.TLogProof(r)
+		if err != nil {
+			return failf("%v", err)
+		}
+		_, err = e.stdout.Write(b)
+		return err
+	case "cose":
+		b, err := l.COSEReceipt(ctx, r)
+		if err != nil {
+			return failf("%v", err)
+		}
+		_, err = e.stdout.Write(b)
+		return err
 	}
 	return enc.Encode(r)
 }
@@ -573,7 +632,7 @@ func cmdReceiptVerify(e *env, args []string) error {
 	fs := newFlags(e, "receipt verify", "receipt verify --ledger-key-file VKEY --receipt FILE --token TOKEN|@FILE|-")
 	vkeyFile := fs.String("ledger-key-file", "", "the ledger's note verifier key file (agentctx ledger pubkey)")
 	fs.alias("ledger-key", "ledger-key-file")
-	rfile := fs.String("receipt", "", "the receipt JSON (a line of ledger append, or the output of ledger prove)")
+	rfile := fs.String("receipt", "", "the receipt: JSON (a line of ledger append, or ledger prove), C2SP tlog-proof or RFC 9942 COSE (detected)")
 	tokArg := fs.String("token", "", "the token: the value, @FILE or - (a plain file path is read too)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
@@ -592,6 +651,25 @@ func cmdReceiptVerify(e *env, args []string) error {
 	tok, err := tokenOrFile(e, "token", *tokArg)
 	if err != nil {
 		return err
+	}
+	switch {
+	case ledger.IsCOSE(rb):
+		info, err := ledger.VerifyCOSEReceipt(vkey, rb, []byte(tok))
+		if err != nil {
+			return failf("receipt does NOT verify: %v", err)
+		}
+		fmt.Fprintf(e.stdout, "receipt verified (COSE): entry %d of %d (%s, task %s)\n", info.Index, info.TreeSize, info.Kind, ledger.JTIOf(tok))
+		return nil
+	case ledger.IsTLogProof(rb):
+		r, err := ledger.ParseTLogProof(rb, []byte(tok))
+		if err == nil {
+			err = ledger.VerifyReceipt(vkey, r, []byte(tok))
+		}
+		if err != nil {
+			return failf("receipt does NOT verify: %v", err)
+		}
+		fmt.Fprintf(e.stdout, "receipt verified (tlog-proof): entry %d of %d (%s, task %s)\n", r.Index, r.TreeSize, r.Kind, ledger.JTIOf(tok))
+		return nil
 	}
 	rs := parseReceipts(rb)
 	if len(rs) != 1 {
