@@ -235,48 +235,112 @@ type COSEReceiptInfo struct {
 // IsCOSE reports whether b looks like a COSE receipt (a tagged COSE_Sign1).
 func IsCOSE(b []byte) bool { return len(b) > 2 && b[0] == 0xd2 && b[1] == 0x84 }
 
-// openCOSE decodes a receipt of the ledger whose key is k and returns the
-// message and its one proof under label (inclusion or consistency).
-func openCOSE(k *LedgerKey, b []byte, label int64) (*cose.Sign1Message, []any, error) {
+// COSEReceipt is a decoded RFC 9942 receipt of the RFC9162_SHA256
+// verifiable data structure, any signer's, not yet verified.
+type COSEReceipt struct {
+	// Alg is the protected alg (-8 EdDSA for this ledger's receipts).
+	Alg int64
+	// KeyID is the protected kid; Issuer the CWT claims' iss (both may be
+	// empty in another log's receipts).
+	KeyID  []byte
+	Issuer string
+	// Inclusion holds the decoded inclusion proofs (-1): [tree_size,
+	// leaf_index, path]; Consistency the consistency proofs (-2):
+	// [tree_size_1, tree_size_2, path].
+	Inclusion   []MerkleProof
+	Consistency []MerkleProof
+	// Kind and ReceivedAt are this ledger's private labels (LabelKind,
+	// LabelReceivedAt); HasEntry says both were present.
+	Kind       string
+	ReceivedAt int64
+	HasEntry   bool
+
+	msg *cose.Sign1Message
+}
+
+// MerkleProof is one RFC9162_SHA256 proof of a COSE receipt: for an
+// inclusion proof A is the tree size and B the leaf index; for a
+// consistency proof A and B are the older and newer sizes.
+type MerkleProof struct {
+	A, B uint64
+	Path [][]byte
+}
+
+// DecodeCOSEReceipt decodes a tagged COSE_Sign1 receipt of the
+// RFC9162_SHA256 structure (vds 1) with its proofs, without verifying it.
+func DecodeCOSEReceipt(b []byte) (*COSEReceipt, error) {
 	var m cose.Sign1Message
 	if err := m.UnmarshalCBOR(b); err != nil {
-		return nil, nil, fmt.Errorf("not a COSE receipt (a tagged COSE_Sign1): %w", err)
+		return nil, fmt.Errorf("not a COSE receipt (a tagged COSE_Sign1): %w", err)
 	}
 	p := m.Headers.Protected
-	if alg, err := p.Algorithm(); err != nil || alg != cose.AlgorithmEdDSA {
-		return nil, nil, errors.New("COSE receipt: the protected header's alg is not EdDSA (-8)")
+	alg, ok := intOf(p[cose.HeaderLabelAlgorithm])
+	if !ok {
+		return nil, errors.New("COSE receipt: the protected header has no integer alg (1)")
 	}
 	if v, ok := intOf(p[labelVDS]); !ok || v != vdsRFC9162SHA256 {
-		return nil, nil, errors.New("COSE receipt: the protected header's vds (395) is not RFC9162_SHA256 (1)")
+		return nil, errors.New("COSE receipt: the protected header's vds (395) is not RFC9162_SHA256 (1)")
 	}
-	if kid, _ := p[cose.HeaderLabelKeyID].([]byte); !bytes.Equal(kid, k.KeyID()) {
-		return nil, nil, errors.New("COSE receipt: its kid is not this ledger key's thumbprint")
-	}
-	if iss := cwtIss(p[cose.HeaderLabelCWTClaims]); iss != k.Name {
-		return nil, nil, fmt.Errorf("COSE receipt: issued by %q, not the ledger %q", iss, k.Name)
-	}
+	r := &COSEReceipt{Alg: alg, Issuer: cwtIss(p[cose.HeaderLabelCWTClaims]), msg: &m}
+	r.KeyID, _ = p[cose.HeaderLabelKeyID].([]byte)
 	vdp, ok := m.Headers.Unprotected[labelVDP].(map[any]any)
 	if !ok {
-		return nil, nil, errors.New("COSE receipt: no verifiable data proofs (396) in the unprotected header")
+		return nil, errors.New("COSE receipt: no verifiable data proofs (396) in the unprotected header")
 	}
-	var list []any
 	for key, v := range vdp {
-		if n, ok := intOf(key); ok && n == label {
-			list, _ = v.([]any)
+		label, _ := intOf(key)
+		if label != proofInclusion && label != proofConsistency {
+			continue
+		}
+		list, ok := v.([]any)
+		if !ok || len(list) == 0 {
+			return nil, fmt.Errorf("COSE receipt: the proofs under %d are not a non-empty array", label)
+		}
+		for _, item := range list {
+			raw, ok := item.([]byte)
+			var pr []any
+			if !ok || cbor.Unmarshal(raw, &pr) != nil || len(pr) != 3 {
+				return nil, fmt.Errorf("COSE receipt: a proof under %d is not a bstr holding [size, index or size, [path]]", label)
+			}
+			a, ok1 := uintOf(pr[0])
+			b, ok2 := uintOf(pr[1])
+			path, ok3 := hashes(pr[2])
+			if !ok1 || !ok2 || !ok3 {
+				return nil, fmt.Errorf("COSE receipt: a proof under %d is not [uint, uint, [32-byte hashes]]", label)
+			}
+			if label == proofInclusion {
+				r.Inclusion = append(r.Inclusion, MerkleProof{A: a, B: b, Path: path})
+			} else {
+				r.Consistency = append(r.Consistency, MerkleProof{A: a, B: b, Path: path})
+			}
 		}
 	}
-	if len(list) != 1 {
-		return nil, nil, fmt.Errorf("COSE receipt: want exactly one proof under %d, found %d", label, len(list))
+	if len(r.Inclusion)+len(r.Consistency) == 0 {
+		return nil, errors.New("COSE receipt: no inclusion (-1) or consistency (-2) proof")
 	}
-	raw, ok := list[0].([]byte)
-	if !ok {
-		return nil, nil, errors.New("COSE receipt: the proof is not a bstr")
+	kind, _ := m.Headers.Unprotected[LabelKind].(string)
+	at, ok := intOf(m.Headers.Unprotected[LabelReceivedAt])
+	r.Kind, r.ReceivedAt, r.HasEntry = kind, at, kind != "" && ok
+	return r, nil
+}
+
+// openCOSE decodes a receipt and checks that it is one of the ledger whose
+// key is k: EdDSA, its kid, its id as issuer.
+func openCOSE(k *LedgerKey, b []byte) (*COSEReceipt, error) {
+	r, err := DecodeCOSEReceipt(b)
+	if err != nil {
+		return nil, err
 	}
-	var pr []any
-	if err := cbor.Unmarshal(raw, &pr); err != nil || len(pr) != 3 {
-		return nil, nil, errors.New("COSE receipt: the proof is not [size, index or size, [path]]")
+	if r.Alg != int64(cose.AlgorithmEdDSA) {
+		return nil, fmt.Errorf("COSE receipt: alg %d is not EdDSA (-8), this ledger's", r.Alg)
 	}
-	return &m, pr, nil
+	if !bytes.Equal(r.KeyID, k.KeyID()) {
+		return nil, errors.New("COSE receipt: its kid is not this ledger key's thumbprint")
+	}
+	if r.Issuer != k.Name {
+		return nil, fmt.Errorf("COSE receipt: issued by %q, not the ledger %q", r.Issuer, k.Name)
+	}
+	return r, nil
 }
 
 // VerifyCOSEReceipt checks offline, with the ledger's verifier key alone,
@@ -288,30 +352,26 @@ func VerifyCOSEReceipt(vkey string, receipt, token []byte) (*COSEReceiptInfo, er
 	if err != nil {
 		return nil, err
 	}
-	m, pr, err := openCOSE(k, receipt, proofInclusion)
+	r, err := openCOSE(k, receipt)
 	if err != nil {
 		return nil, err
 	}
-	size, ok1 := uintOf(pr[0])
-	index, ok2 := uintOf(pr[1])
-	path, ok3 := hashes(pr[2])
-	if !ok1 || !ok2 || !ok3 {
-		return nil, errors.New("COSE receipt: the inclusion proof is not [tree_size, leaf_index, [hashes]]")
+	if len(r.Inclusion) != 1 || len(r.Consistency) != 0 {
+		return nil, errors.New("COSE receipt: not an inclusion receipt (exactly one proof under -1)")
 	}
-	kind, _ := m.Headers.Unprotected[LabelKind].(string)
-	at, ok := intOf(m.Headers.Unprotected[LabelReceivedAt])
-	if kind == "" || !ok {
+	if !r.HasEntry {
 		return nil, fmt.Errorf("COSE receipt: no entry kind (%d) or receipt time (%d)", LabelKind, LabelReceivedAt)
 	}
-	leaf := LeafHash(kind, at, bytes.TrimSpace(token))
-	root, err := proof.RootFromInclusionProof(hasher, index, size, leaf, path)
+	p := r.Inclusion[0]
+	leaf := LeafHash(r.Kind, r.ReceivedAt, bytes.TrimSpace(token))
+	root, err := proof.RootFromInclusionProof(hasher, p.B, p.A, leaf, p.Path)
 	if err != nil {
 		return nil, fmt.Errorf("COSE receipt: inclusion proof: %w", err)
 	}
-	if err := verifyCOSE(k, m, root); err != nil {
+	if err := verifyCOSE(k, r.msg, root); err != nil {
 		return nil, err
 	}
-	return &COSEReceiptInfo{Index: index, TreeSize: size, Kind: kind, ReceivedAt: at, Root: root}, nil
+	return &COSEReceiptInfo{Index: p.B, TreeSize: p.A, Kind: r.Kind, ReceivedAt: r.ReceivedAt, Root: root}, nil
 }
 
 // VerifyCOSEConsistency checks a consistency receipt from the tree of
@@ -322,30 +382,28 @@ func VerifyCOSEConsistency(vkey string, receipt []byte, oldSize uint64, oldRoot 
 	if err != nil {
 		return 0, nil, err
 	}
-	m, pr, err := openCOSE(k, receipt, proofConsistency)
+	r, err := openCOSE(k, receipt)
 	if err != nil {
 		return 0, nil, err
 	}
-	s1, ok1 := uintOf(pr[0])
-	s2, ok2 := uintOf(pr[1])
-	path, ok3 := hashes(pr[2])
-	if !ok1 || !ok2 || !ok3 {
-		return 0, nil, errors.New("COSE receipt: the consistency proof is not [tree_size_1, tree_size_2, [hashes]]")
+	if len(r.Consistency) != 1 || len(r.Inclusion) != 0 {
+		return 0, nil, errors.New("COSE receipt: not a consistency receipt (exactly one proof under -2)")
 	}
-	if s1 != oldSize {
-		return 0, nil, fmt.Errorf("COSE receipt: the proof starts at size %d, not %d", s1, oldSize)
+	p := r.Consistency[0]
+	if p.A != oldSize {
+		return 0, nil, fmt.Errorf("COSE receipt: the proof starts at size %d, not %d", p.A, oldSize)
 	}
-	root, err := rootFromConsistency(s1, s2, oldRoot, path)
+	root, err := rootFromConsistency(p.A, p.B, oldRoot, p.Path)
 	if err != nil {
 		return 0, nil, fmt.Errorf("COSE receipt: consistency proof: %w", err)
 	}
-	if err := proof.VerifyConsistency(hasher, s1, s2, path, oldRoot, root); err != nil {
+	if err := proof.VerifyConsistency(hasher, p.A, p.B, p.Path, oldRoot, root); err != nil {
 		return 0, nil, fmt.Errorf("COSE receipt: consistency proof: %w", err)
 	}
-	if err := verifyCOSE(k, m, root); err != nil {
+	if err := verifyCOSE(k, r.msg, root); err != nil {
 		return 0, nil, err
 	}
-	return s2, root, nil
+	return p.B, root, nil
 }
 
 // verifyCOSESignature checks a stored COSE signature over root with the

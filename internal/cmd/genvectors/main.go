@@ -1,6 +1,8 @@
 // Command genvectors writes the test vectors under testdata/vectors/ect and
-// testdata/vectors/act: one JSON file per scenario, the trust file they
-// verify against, and the test keys that signed them. Run it from the repository root:
+// testdata/vectors/act (one JSON file per scenario, the trust file they
+// verify against, and the test keys that signed them) and
+// testdata/vectors/receipts (a small ledger's receipts in the three
+// encodings of SVC-6a). Run it from the repository root:
 //
 //	go run ./internal/cmd/genvectors
 //
@@ -39,14 +41,14 @@ type Vector struct {
 }
 
 const (
-	now    = 1767225600
-	issA   = "spiffe://example.com/agent/a"
-	issB   = "spiffe://example.com/agent/b"
-	audB   = "spiffe://example.com/agent/b"
-	ledger = "spiffe://example.com/system/ledger"
-	jti1   = "0b7c5e4e-5f7a-4c1e-9d55-8b8c0f4a2e11"
-	jti2   = "1c8d6f5f-6a8b-4d2f-8e66-9c9d1a5b3f22"
-	wid1   = "8d0e4c8a-2a7b-4f59-b1b4-0c3a3e1e9a77"
+	now      = 1767225600
+	issA     = "spiffe://example.com/agent/a"
+	issB     = "spiffe://example.com/agent/b"
+	audB     = "spiffe://example.com/agent/b"
+	ledgerID = "spiffe://example.com/system/ledger"
+	jti1     = "0b7c5e4e-5f7a-4c1e-9d55-8b8c0f4a2e11"
+	jti2     = "1c8d6f5f-6a8b-4d2f-8e66-9c9d1a5b3f22"
+	wid1     = "8d0e4c8a-2a7b-4f59-b1b4-0c3a3e1e9a77"
 )
 
 var (
@@ -61,7 +63,7 @@ type obj = map[string]any
 
 func claims() obj {
 	return obj{
-		"iss": issA, "aud": []string{audB, ledger}, "iat": now, "exp": now + 600,
+		"iss": issA, "aud": []string{audB, ledgerID}, "iat": now, "exp": now + 600,
 		"jti": jti1, "wid": wid1, "exec_act": "review_spec", "pred": []string{jti2},
 		"inp_hash": agentctx.HashBytes([]byte("input")), "out_hash": agentctx.HashBytes([]byte("output")),
 	}
@@ -194,7 +196,7 @@ func scenarios() map[string]Vector {
 		"not-yet-valid":            v("ECT-V8", "not_yet_valid", "nbf 2 minutes ahead", c(set("nbf", now+120))),
 		"iat-in-future":            v("ECT-V9", "iat_in_future", "iat 61 s ahead", c(func(m obj) { m["iat"] = now + 61; m["exp"] = now + 661 })),
 		"too-old":                  v("ECT-V9", "too_old", "iat 901 s in the past, exp still ahead", c(func(m obj) { m["iat"] = now - 901; m["exp"] = now + 600 })),
-		"audience-mismatch":        v("ECT-V10", "audience_mismatch", "aud names only the ledger", c(set("aud", []string{ledger}))),
+		"audience-mismatch":        v("ECT-V10", "audience_mismatch", "aud names only the ledger", c(set("aud", []string{ledgerID}))),
 		"invalid-jti":              v("ECT-C5", "invalid_claim", "jti is not a UUID", c(set("jti", "task-1"))),
 		"invalid-wid":              v("ECT-C6", "invalid_claim", "wid is not a UUID", c(set("wid", "workflow-1"))),
 		"invalid-hash-prefix":      v("ECT-C9", "invalid_claim", "inp_hash with the old sha-256: prefix", c(set("inp_hash", "sha-256:"+agentctx.HashBytes([]byte("input"))))),
@@ -236,6 +238,7 @@ func generate(root string) {
 		{"id": issB, "keys": []*trust.SigningKey{edB}},
 	}, map[string]*trust.SigningKey{"agent-a-ed": edA, "agent-a-ec": testkeys.ES256("vectors agent a", "agent-a-ec"), "agent-b-ed": edB, "rogue": rogue}, ectVectors)
 	writeSuite(filepath.Join(root, "act"), actTrust(), actKeys(), actScenarios())
+	writeReceipts(filepath.Join(root, "receipts"))
 }
 
 // writeSuite replaces the vectors of dir: one file per scenario, trust.json
