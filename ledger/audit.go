@@ -46,6 +46,12 @@ type AuditOptions struct {
 	// Checkpoints are signed checkpoints the auditor obtained earlier: each
 	// must verify with the key and be consistent with the current log.
 	Checkpoints [][]byte
+	// Witnesses are the cosignature keys of the witnesses the auditor
+	// trusts; with MinWitnesses > 0 the latest checkpoint (with the
+	// cosignatures stored for it) and each of Checkpoints must carry at
+	// least MinWitnesses valid cosignatures of them (ErrTooFewCosignatures).
+	Witnesses    []note.Verifier
+	MinWitnesses int
 }
 
 // AuditReport summarizes a successful audit.
@@ -54,6 +60,7 @@ type AuditReport struct {
 	Checkpoints int      // stored checkpoints verified
 	External    int      // the auditor's own checkpoints proven consistent
 	KeyPinned   bool     // the verifier key came from the auditor, not the database
+	Witnessed   int      // valid cosignatures of AuditOptions.Witnesses on the latest checkpoint
 	Partial     []uint64 // entries accepted with missing predecessors
 	// Unverified lists the tokens whose keys the trust lacks (LED-9b).
 	Unverified []KeyFinding
@@ -100,6 +107,9 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 		if err != nil {
 			return nil, fmt.Errorf("%w: the auditor's checkpoint %d does not verify with the key: %v", ErrBadCheckpoint, i+1, err)
 		}
+		if err := RequireCosignatures(raw, opts.Witnesses, opts.MinWitnesses); err != nil {
+			return nil, fmt.Errorf("the auditor's checkpoint %d: %w", i+1, err)
+		}
 		ext = append(ext, c)
 	}
 	size, err := st.Size(ctx)
@@ -138,6 +148,20 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 		latest = max(latest, c.Size)
 	}
 	rep.Checkpoints = len(cps)
+	if len(opts.Witnesses) > 0 && latest > 0 {
+		raw, err := st.Checkpoint(ctx, latest)
+		if err != nil {
+			return nil, err
+		}
+		cosigned, err := l.withCosignatures(ctx, raw, latest)
+		if err != nil {
+			return nil, err
+		}
+		rep.Witnessed = CountCosignatures(cosigned, opts.Witnesses)
+		if err := RequireCosignatures(cosigned, opts.Witnesses, opts.MinWitnesses); err != nil {
+			return nil, fmt.Errorf("the latest checkpoint (size %d): %w", latest, err)
+		}
+	}
 	for _, c := range ext {
 		if c.Size > size {
 			// SPEC: LED-9a a log shorter than a checkpoint the auditor holds was rolled back.

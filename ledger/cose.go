@@ -38,6 +38,10 @@ const (
 	// alone does not give. Both are bound by the leaf hash: an altered value
 	// gives another root and the signature fails.
 	LabelReceivedAt int64 = -65538
+	// LabelCheckpoint carries, when witnesses cosigned it, the C2SP
+	// checkpoint at the receipt's tree size with its cosignatures (tstr),
+	// so that a relying party can require K witnesses offline.
+	LabelCheckpoint int64 = -65539
 )
 
 // deterministic encodes CBOR as RFC 8949 §4.2.1 Core Deterministic
@@ -156,7 +160,7 @@ func (l *Ledger) coseSignature(ctx context.Context, c *Checkpoint) ([]byte, erro
 // header, the entry's kind and receipt time under LabelKind and
 // LabelReceivedAt, and a detached payload (the root at r.TreeSize).
 func (l *Ledger) COSEReceipt(ctx context.Context, r *Receipt) ([]byte, error) {
-	c, err := l.OpenCheckpoint([]byte(r.Checkpoint))
+	c, err := l.OpenCheckpoint(ledgerSigned([]byte(r.Checkpoint)))
 	if err != nil {
 		return nil, err
 	}
@@ -172,11 +176,16 @@ func (l *Ledger) COSEReceipt(ctx context.Context, r *Receipt) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return l.coseMessage(sig, cose.UnprotectedHeader{
+	un := cose.UnprotectedHeader{
 		labelVDP:        map[int64]any{proofInclusion: [][]byte{pr}},
 		LabelKind:       r.Kind,
 		LabelReceivedAt: r.ReceivedAt,
-	})
+	}
+	if cp := []byte(r.Checkpoint); !bytes.Equal(cp, ledgerSigned(cp)) {
+		// Witnessed: the checkpoint with its cosignatures travels along.
+		un[LabelCheckpoint] = r.Checkpoint
+	}
+	return l.coseMessage(sig, un)
 }
 
 // COSEConsistency returns the RFC 9942 consistency receipt from published
@@ -230,6 +239,10 @@ type COSEReceiptInfo struct {
 	Kind            string
 	ReceivedAt      int64
 	Root            []byte
+	// Checkpoint is the cosigned checkpoint the receipt carries (nil when
+	// none), checked with the ledger's key against the receipt's size and
+	// root: give it to RequireCosignatures.
+	Checkpoint []byte
 }
 
 // IsCOSE reports whether b looks like a COSE receipt (a tagged COSE_Sign1).
@@ -371,7 +384,15 @@ func VerifyCOSEReceipt(vkey string, receipt, token []byte) (*COSEReceiptInfo, er
 	if err := verifyCOSE(k, r.msg, root); err != nil {
 		return nil, err
 	}
-	return &COSEReceiptInfo{Index: p.B, TreeSize: p.A, Kind: r.Kind, ReceivedAt: r.ReceivedAt, Root: root}, nil
+	info := &COSEReceiptInfo{Index: p.B, TreeSize: p.A, Kind: r.Kind, ReceivedAt: r.ReceivedAt, Root: root}
+	if cp, ok := r.msg.Headers.Unprotected[LabelCheckpoint].(string); ok {
+		c, err := VerifyCheckpoint(vkey, []byte(cp))
+		if err != nil || c.Size != p.A || !bytes.Equal(c.Root, root) {
+			return nil, errors.New("COSE receipt: the checkpoint it carries is not the ledger's checkpoint of its size and root")
+		}
+		info.Checkpoint = []byte(cp)
+	}
+	return info, nil
 }
 
 // VerifyCOSEConsistency checks a consistency receipt from the tree of

@@ -679,6 +679,10 @@ func (l *Ledger) Prove(ctx context.Context, index, size uint64) (*Receipt, error
 	if len(es) != 1 {
 		return nil, ErrNotFound
 	}
+	// The receipt carries the checkpoint with its witness cosignatures.
+	if cp, err = l.withCosignatures(ctx, cp, c.Size); err != nil {
+		return nil, err
+	}
 	return l.receipt(ctx, &es[0], c.Size, cp, nil)
 }
 

@@ -139,6 +139,14 @@ type Store interface {
 	// COSESignature returns the COSE signature stored with the checkpoint
 	// of size, nil when there is none.
 	COSESignature(ctx context.Context, size uint64) ([]byte, error)
+	// AddCosignatures stores witness cosignature lines (C2SP signed-note
+	// signature lines, "— name base64\n") of the checkpoint of size; a
+	// line already stored is skipped. ErrNoCosignatures for a ledger made
+	// before witnesses.
+	AddCosignatures(ctx context.Context, size uint64, lines []string) error
+	// Cosignatures returns the stored cosignature lines of the checkpoint
+	// of size, in the order stored (nil when none).
+	Cosignatures(ctx context.Context, size uint64) ([]string, error)
 	// Checkpoints returns every stored checkpoint in size order.
 	Checkpoints(ctx context.Context) ([][]byte, error)
 	// Close releases the store.
@@ -147,6 +155,10 @@ type Store interface {
 
 // ErrConflict is returned by Commit when another writer appended first.
 var ErrConflict = errors.New("ledger: the log grew concurrently; retry")
+
+// ErrNoCosignatures is returned by AddCosignatures on a ledger created
+// before witness cosignatures were stored (it has no table for them).
+var ErrNoCosignatures = errors.New("ledger: this ledger predates witness cosignatures and cannot store them; create a new ledger to witness it")
 
 // ErrBadCheckpoint is returned when a checkpoint the caller supplies (an
 // auditor's or a witness's) does not verify with the ledger's key.

@@ -18,6 +18,7 @@ type metrics struct {
 	bsum     int64
 	bcount   int64
 	requests map[string]int64 // route and status
+	witness  map[string]int64 // witness and result of cosigning rounds
 	commits  []int64          // histogram counts of commit latency
 	sum      float64
 	count    int64
@@ -30,7 +31,7 @@ var batchBuckets = []int{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 var buckets = []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5}
 
 func newMetrics() *metrics {
-	return &metrics{appends: map[string]int64{}, requests: map[string]int64{}, commits: make([]int64, len(buckets)), batches: make([]int64, len(batchBuckets))}
+	return &metrics{appends: map[string]int64{}, requests: map[string]int64{}, witness: map[string]int64{}, commits: make([]int64, len(buckets)), batches: make([]int64, len(batchBuckets))}
 }
 
 func (m *metrics) appended(kind string, r result) {
@@ -109,6 +110,13 @@ func (m *metrics) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "# HELP agentctx_tree_size Entries in the log.")
 		fmt.Fprintln(w, "# TYPE agentctx_tree_size gauge")
 		fmt.Fprintf(w, "agentctx_tree_size %d\n", size)
+	}
+	if len(m.witness) > 0 {
+		fmt.Fprintln(w, "# HELP agentctx_witness_rounds_total Requests to witnesses to cosign a checkpoint, by witness and result.")
+		fmt.Fprintln(w, "# TYPE agentctx_witness_rounds_total counter")
+		for _, k := range sortedKeys(m.witness) {
+			fmt.Fprintf(w, "agentctx_witness_rounds_total{%s} %d\n", k, m.witness[k])
+		}
 	}
 	fmt.Fprintln(w, "# HELP agentctx_appends_in_flight Tokens being appended now (SVC-10 caps it).")
 	fmt.Fprintln(w, "# TYPE agentctx_appends_in_flight gauge")

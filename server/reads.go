@@ -251,7 +251,7 @@ func (s *Server) getWorkflow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getCheckpoint(w http.ResponseWriter, r *http.Request) {
-	cp, err := s.l.Checkpoint(r.Context())
+	cp, err := s.l.CosignedCheckpoint(r.Context(), 0) // with the witnesses' cosignatures
 	if err != nil {
 		s.internal(w, err)
 		return

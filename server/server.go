@@ -27,6 +27,7 @@ import (
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/transport"
+	"github.com/agentctx/agentctx/witness"
 )
 
 // Defaults of SVC-4 and SVC-10.
@@ -63,6 +64,10 @@ type Config struct {
 	MaxTokens   int
 	MaxToken    int
 	MaxInFlight int
+	// Witnesses are asked to cosign each new checkpoint (C2SP
+	// tlog-witness), in the background; their cosignatures are stored
+	// with the checkpoint and published with it.
+	Witnesses []*witness.Peer
 	// PageMaxNodes is the largest workflow the web page draws at once;
 	// beyond it the page warns and draws only when asked.
 	PageMaxNodes int
@@ -81,6 +86,7 @@ type Server struct {
 	metrics  *metrics
 	mux      *http.ServeMux
 	index    []byte // the page's index.html with its settings
+	wit      *witnessing
 }
 
 // New returns the service over cfg.Ledger.
@@ -171,6 +177,14 @@ func New(cfg Config) (*Server, error) {
 		problem(w, agentctx.Errorf(agentctx.CodeMalformed, "SVC-9", "", "no route %s %s", r.Method, r.URL.Path), http.StatusNotFound)
 	})
 	s.mux = m
+	for i, p := range cfg.Witnesses {
+		if p == nil || p.Verifier == nil || p.URL == "" {
+			return nil, fmt.Errorf("server: witness %d needs a name, a URL and a cosignature key", i+1)
+		}
+	}
+	if len(cfg.Witnesses) > 0 {
+		s.wit = newWitnessing(s, cfg.Witnesses)
+	}
 	return s, nil
 }
 
@@ -231,6 +245,9 @@ func (s *Server) Close() {
 	if !s.closed {
 		s.closed = true
 		s.b.close()
+		if s.wit != nil {
+			s.wit.close()
+		}
 	}
 	s.mu.Unlock()
 }
@@ -417,6 +434,9 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 			s.cfg.Log.Error("append failed", "err", err)
 			problem(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "LED-10", Message: "the append failed; nothing was acknowledged"}, http.StatusInternalServerError)
 			return
+		}
+		if s.wit != nil {
+			s.wit.notify() // a new checkpoint, perhaps: the witnesses cosign it
 		}
 	}
 	results := make([]result, len(lines))

@@ -3,7 +3,6 @@ package witness
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -119,29 +118,4 @@ func (p *Peer) check(checkpoint, body []byte) ([]string, error) {
 func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\n")
 	return s
-}
-
-// CountCosignatures returns how many of the witnesses (cosignature
-// verifiers) validly cosigned checkpoint, a signed note that may carry
-// other signatures too.
-func CountCosignatures(checkpoint []byte, witnesses []note.Verifier) int {
-	n := 0
-	for _, w := range witnesses {
-		if _, err := note.Open(checkpoint, note.VerifierList(w)); err == nil {
-			n++
-		}
-	}
-	return n
-}
-
-// ErrTooFewCosignatures is returned by RequireCosignatures.
-var ErrTooFewCosignatures = errors.New("too few witness cosignatures")
-
-// RequireCosignatures checks that at least k of the witnesses cosigned
-// checkpoint.
-func RequireCosignatures(checkpoint []byte, witnesses []note.Verifier, k int) error {
-	if n := CountCosignatures(checkpoint, witnesses); n < k {
-		return fmt.Errorf("%w: the checkpoint carries %d valid cosignatures of the %d witness keys given, %d required", ErrTooFewCosignatures, n, len(witnesses), k)
-	}
-	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/transparency-dev/merkle/rfc6962"
 	"golang.org/x/mod/sumdb/note"
 
+	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/witness"
 )
 
@@ -151,7 +152,7 @@ func TestWitness(t *testing.T) {
 	if _, err := note.Open(append(f.a.checkpoint(t, 3), body...), note.VerifierList(f.wv)); err != nil {
 		t.Fatalf("the cosignature does not verify with the witness key: %v", err)
 	}
-	pr, _ := f.a.prove(nil, 3, 5)
+	pr, _ := f.a.prove(t.Context(), 3, 5)
 	if code, body := f.add(t, 3, pr, f.a.checkpoint(t, 5)); code != 200 {
 		t.Fatalf("3 -> 5: %d %s", code, body)
 	}
@@ -162,7 +163,7 @@ func TestWitness(t *testing.T) {
 	if code, _ := f.add(t, 5, nil, f.a.checkpoint(t, 4)); code != 400 {
 		t.Errorf("rollback with old 5: %d, want 400", code)
 	}
-	pr, _ = f.a.prove(nil, 3, 4)
+	pr, _ = f.a.prove(t.Context(), 3, 4)
 	if code, body := f.add(t, 3, pr, f.a.checkpoint(t, 4)); code != 409 || body != "5\n" {
 		t.Errorf("rollback with old 3: %d %q, want 409 and the size 5", code, body)
 	}
@@ -172,13 +173,13 @@ func TestWitness(t *testing.T) {
 	if code, _ := f.add(t, 5, nil, fork.checkpoint(t, 5)); code != 409 {
 		t.Errorf("fork at the cosigned size: %d, want 409", code)
 	}
-	pr, _ = fork.prove(nil, 5, 7)
+	pr, _ = fork.prove(t.Context(), 5, 7)
 	if code, _ := f.add(t, 5, pr, fork.checkpoint(t, 7)); code != 422 {
 		t.Errorf("fork beyond the cosigned size: %d, want 422", code)
 	}
 	// The honest log goes on.
 	f.a.grow("a", 2)
-	pr, _ = f.a.prove(nil, 5, 7)
+	pr, _ = f.a.prove(t.Context(), 5, 7)
 	if code, body := f.add(t, 5, pr, f.a.checkpoint(t, 7)); code != 200 {
 		t.Fatalf("5 -> 7: %d %s", code, body)
 	}
@@ -245,10 +246,10 @@ func TestPeer(t *testing.T) {
 		t.Fatalf("cosign 4 after the witness saw 2: %v %q", err, lines)
 	}
 	cp := append(f.a.checkpoint(t, 4), lines[0]...)
-	if err := witness.RequireCosignatures(cp, []note.Verifier{f.wv}, 1); err != nil {
+	if err := ledger.RequireCosignatures(cp, []note.Verifier{f.wv}, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := witness.RequireCosignatures(f.a.checkpoint(t, 4), []note.Verifier{f.wv}, 1); err == nil {
+	if err := ledger.RequireCosignatures(f.a.checkpoint(t, 4), []note.Verifier{f.wv}, 1); err == nil {
 		t.Fatal("a checkpoint without the cosignature passes")
 	}
 	wrong := &witness.Peer{Name: "witness.example/w1", Verifier: newLogVerifier(t), URL: srv.URL}

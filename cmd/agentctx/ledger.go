@@ -314,7 +314,7 @@ func cmdLedgerCheckpoint(e *env, args []string) error {
 		return err
 	}
 	defer store.Close()
-	cp, err := l.Checkpoint(context.Background())
+	cp, err := l.CosignedCheckpoint(context.Background(), 0)
 	if err != nil {
 		return failf("%v", err)
 	}
@@ -470,12 +470,6 @@ func cmdLedgerWorkflow(e *env, args []string) error {
 	return printGraph(e, g, *format)
 }
 
-// repeated is a flag that may be given several times.
-type repeated []string
-
-func (r *repeated) String() string     { return strings.Join(*r, ",") }
-func (r *repeated) Set(v string) error { *r = append(*r, v); return nil }
-
 // readVerifierKey reads a note verifier key file.
 func readVerifierKey(path string) (string, error) {
 	vkey := strings.TrimSpace(path)
@@ -494,18 +488,28 @@ func readVerifierKey(path string) (string, error) {
 }
 
 func cmdLedgerVerify(e *env, args []string) error {
-	fs := newFlags(e, "ledger verify", "ledger verify --db X --trust FILE [--ledger-key-file VKEY] [--checkpoint FILE]... [--any-issuer]")
+	fs := newFlags(e, "ledger verify", "ledger verify --db X --trust FILE [--ledger-key-file VKEY] [--checkpoint FILE]... [--witness-key VKEY... --min-witnesses K] [--any-issuer]")
 	var f ledgerFlags
 	fs.StringVar(&f.db, "db", "", "the ledger database")
 	fs.StringVar(&f.trust, "trust", "", "trust file of the agents")
 	fs.BoolVar(&f.anyIssuer, "any-issuer", false, "trust a plain JWKS or PEM file for every issuer")
 	vkeyFile := fs.String("ledger-key-file", "", "the ledger's verifier key as you know it (pinned); without it the key is read from the database being audited")
-	var cpFiles repeated
+	var cpFiles stringList
 	fs.Var(&cpFiles, "checkpoint", "a checkpoint obtained earlier (repeatable): it must verify and be consistent with the current log")
+	var wkeys stringList
+	fs.Var(&wkeys, "witness-key", "a witness's cosignature key, or a file of them (repeatable)")
+	minW := fs.Int("min-witnesses", 0, "refuse a latest checkpoint (and --checkpoint files) with fewer valid cosignatures of the --witness-key witnesses")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var opts ledger.AuditOptions
+	var err error
+	if opts.Witnesses, err = witnessKeys(wkeys); err != nil {
+		return err
+	}
+	if opts.MinWitnesses = *minW; *minW > len(opts.Witnesses) {
+		return usagef("give at least as many --witness-key as --min-witnesses", "--min-witnesses %d with %d witness keys", *minW, len(opts.Witnesses))
+	}
 	if *vkeyFile != "" {
 		vkey, err := readVerifierKey(*vkeyFile)
 		if err != nil {
@@ -534,6 +538,8 @@ func cmdLedgerVerify(e *env, args []string) error {
 		return failf("ledger is NOT intact: first bad index %d: %s", ae.Index, ae.Reason)
 	case errors.Is(err, ledger.ErrBadCheckpoint):
 		return usagef("give checkpoints of this ledger, checked with its key", "%v", err)
+	case errors.Is(err, ledger.ErrTooFewCosignatures):
+		return failf("ledger is NOT witnessed as required: %v", err)
 	case err != nil:
 		return failf("audit failed: %v", err)
 	}
@@ -543,6 +549,9 @@ func cmdLedgerVerify(e *env, args []string) error {
 	}
 	if len(rep.Partial) > 0 {
 		fmt.Fprintf(e.stdout, ", partial entries %v", rep.Partial)
+	}
+	if len(opts.Witnesses) > 0 {
+		fmt.Fprintf(e.stdout, ", latest checkpoint cosigned by %d of %d witnesses", rep.Witnessed, len(opts.Witnesses))
 	}
 	if rep.KeyPinned {
 		fmt.Fprintln(e.stdout, "; verifier key pinned")
@@ -629,13 +638,23 @@ func cmdCheckpointVerify(e *env, args []string) error {
 }
 
 func cmdReceiptVerify(e *env, args []string) error {
-	fs := newFlags(e, "receipt verify", "receipt verify --ledger-key-file VKEY --receipt FILE --token TOKEN|@FILE|-")
+	fs := newFlags(e, "receipt verify", "receipt verify --ledger-key-file VKEY --receipt FILE --token TOKEN|@FILE|- [--witness-key VKEY... --min-witnesses K]")
 	vkeyFile := fs.String("ledger-key-file", "", "the ledger's note verifier key file (agentctx ledger pubkey)")
 	fs.alias("ledger-key", "ledger-key-file")
 	rfile := fs.String("receipt", "", "the receipt: JSON (a line of ledger append, or ledger prove), C2SP tlog-proof or RFC 9942 COSE (detected)")
 	tokArg := fs.String("token", "", "the token: the value, @FILE or - (a plain file path is read too)")
+	var wkeys stringList
+	fs.Var(&wkeys, "witness-key", "a witness's cosignature key, or a file of them (repeatable)")
+	minW := fs.Int("min-witnesses", 0, "refuse a receipt whose checkpoint carries fewer valid cosignatures of the --witness-key witnesses")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
+	}
+	witnesses, err := witnessKeys(wkeys)
+	if err != nil {
+		return err
+	}
+	if *minW > len(witnesses) {
+		return usagef("give at least as many --witness-key as --min-witnesses", "--min-witnesses %d with %d witness keys", *minW, len(witnesses))
 	}
 	if *vkeyFile == "" || *rfile == "" || *tokArg == "" {
 		return usagef("example: agentctx receipt verify --ledger-key-file ledger.vkey --receipt r.json --token @tok", "--ledger-key-file, --receipt and --token are required")
@@ -655,6 +674,9 @@ func cmdReceiptVerify(e *env, args []string) error {
 	switch {
 	case ledger.IsCOSE(rb):
 		info, err := ledger.VerifyCOSEReceipt(vkey, rb, []byte(tok))
+		if err == nil {
+			err = ledger.RequireCosignatures(info.Checkpoint, witnesses, *minW)
+		}
 		if err != nil {
 			return failf("receipt does NOT verify: %v", err)
 		}
@@ -664,6 +686,9 @@ func cmdReceiptVerify(e *env, args []string) error {
 		r, err := ledger.ParseTLogProof(rb, []byte(tok))
 		if err == nil {
 			err = ledger.VerifyReceipt(vkey, r, []byte(tok))
+		}
+		if err == nil {
+			err = ledger.RequireCosignatures([]byte(r.Checkpoint), witnesses, *minW)
 		}
 		if err != nil {
 			return failf("receipt does NOT verify: %v", err)
@@ -676,7 +701,11 @@ func cmdReceiptVerify(e *env, args []string) error {
 		return usagef("give one receipt (a line of ledger append, or the output of ledger prove)", "--receipt %s holds %d receipts", describeArg(*rfile), len(rs))
 	}
 	r := *rs[0]
-	if err := ledger.VerifyReceipt(vkey, &r, []byte(tok)); err != nil {
+	err = ledger.VerifyReceipt(vkey, &r, []byte(tok))
+	if err == nil {
+		err = ledger.RequireCosignatures([]byte(r.Checkpoint), witnesses, *minW)
+	}
+	if err != nil {
 		return failf("receipt does NOT verify: %v", err)
 	}
 	fmt.Fprintf(e.stdout, "receipt verified: entry %d of %d (%s, task %s)\n", r.Index, r.TreeSize, r.Kind, r.JTI)

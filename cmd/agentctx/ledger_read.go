@@ -122,7 +122,7 @@ func cmdLedgerExport(e *env, args []string) error {
 	if len(es) == 0 {
 		return failf("workflow %s has no entries", describeArg(*wid))
 	}
-	cp, err := l.Checkpoint(ctx)
+	cp, err := l.CosignedCheckpoint(ctx, 0)
 	if err != nil {
 		return failf("%v", err)
 	}

@@ -122,6 +122,10 @@ func commandTree() *command {
 			{name: "verify", summary: "audit the whole ledger", run: cmdLedgerVerify},
 		}},
 		{name: "serve", summary: "the audit service: JSON API, C2SP tiles, metrics, web page", run: cmdServe},
+		{name: "witness", summary: "a C2SP tlog-witness for ledgers (or any log of C2SP checkpoints)", subs: []*command{
+			{name: "keygen", summary: "make a witness key, print its public key", run: cmdWitnessKeygen},
+			{name: "serve", summary: "cosign checkpoints consistent with what was cosigned before", run: cmdWitnessServe},
+		}},
 		{name: "receipt", summary: "ledger receipts", subs: []*command{
 			{name: "verify", summary: "check a receipt offline", run: cmdReceiptVerify},
 		}},

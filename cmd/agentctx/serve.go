@@ -98,6 +98,8 @@ func cmdServe(e *env, args []string) error {
 	maxTokens := fs.Int("max-tokens", server.DefaultMaxTokens, "the most tokens in one append request")
 	maxToken := fs.Int("max-token", server.DefaultMaxToken, "the largest token, in bytes")
 	maxInFlight := fs.Int("max-in-flight", server.DefaultMaxInFlight, "the most tokens being appended at once; beyond it appends get 503")
+	var witnesses stringList
+	fs.Var(&witnesses, "witness", "a witness that cosigns each new checkpoint, NAME=URL=VKEY (repeatable)")
 	pageMaxNodes := fs.Int("page-max-nodes", server.DefaultPageMaxNodes, "the largest workflow the web page draws without asking first")
 	headerTimeout := fs.Duration("header-timeout", 5*time.Second, "how long a client may take to send the request headers")
 	requestTimeout := fs.Duration("request-timeout", 30*time.Second, "how long a request may take to read and to answer")
@@ -150,6 +152,10 @@ func cmdServe(e *env, args []string) error {
 			return usagef("", "--%s must be positive (SVC-10: slow clients are cut off)", name)
 		}
 	}
+	peers, err := parseWitnessPeers(witnesses)
+	if err != nil {
+		return err
+	}
 	ctx := context.Background()
 	l, store, err := openLedger(ctx, e, &f, true, true)
 	if err != nil {
@@ -157,7 +163,7 @@ func cmdServe(e *env, args []string) error {
 	}
 	defer store.Close()
 	srv, err := server.New(server.Config{Ledger: l, ReadTokens: tokens, ClientCerts: *clientCA != "", BatchWindow: *batchWindow, BatchMax: *batchMax,
-		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, PageMaxNodes: *pageMaxNodes, Log: log})
+		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, PageMaxNodes: *pageMaxNodes, Witnesses: peers, Log: log})
 	if err != nil {
 		return usagef("", "%v", err)
 	}

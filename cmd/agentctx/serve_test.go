@@ -84,6 +84,13 @@ func TestServeCLI(t *testing.T) {
 // (killed when the test ends) and the start line.
 func startServe(t *testing.T, dir string, args ...string) (base string, cmd *exec.Cmd, first string) {
 	t.Helper()
+	return startProc(t, dir, ` at (https?://\S+) \(key `, args...)
+}
+
+// startProc runs the CLI in dir as a process and returns the URL its
+// start line gives (the first group of pattern).
+func startProc(t *testing.T, dir, pattern string, args ...string) (base string, cmd *exec.Cmd, first string) {
+	t.Helper()
 	exe, _ := os.Executable()
 	bin := t.TempDir()
 	os.Symlink(exe, filepath.Join(bin, "agentctx"))
@@ -102,9 +109,9 @@ func startServe(t *testing.T, dir string, args ...string) (base string, cmd *exe
 	case <-time.After(20 * time.Second):
 		t.Fatal("serve: no start line")
 	}
-	m := regexp.MustCompile(` at (https?://\S+) \(key `).FindStringSubmatch(first)
+	m := regexp.MustCompile(pattern).FindStringSubmatch(first)
 	if m == nil {
-		t.Fatalf("serve: start line %q", first)
+		t.Fatalf("%s: start line %q", args[0], first)
 	}
 	return m[1], cmd, first
 }

@@ -37,6 +37,7 @@ CREATE INDEX entries_leaf ON entries(leaf_hash);
 CREATE TABLE nodes (level INT NOT NULL, idx BIGINT NOT NULL, hash BYTEA NOT NULL, PRIMARY KEY (level, idx));
 CREATE TABLE checkpoints (size BIGINT PRIMARY KEY, note BYTEA NOT NULL);
 CREATE TABLE checkpoint_cose (size BIGINT PRIMARY KEY, sig BYTEA NOT NULL);
+CREATE TABLE checkpoint_cosigs (size BIGINT NOT NULL, seq BIGINT NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, seq));
 CREATE FUNCTION agentctx_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
 	RAISE EXCEPTION 'append-only ledger: % refused on %', TG_OP, TG_TABLE_NAME;
@@ -46,16 +47,18 @@ CREATE TRIGGER entries_append_only BEFORE UPDATE OR DELETE ON entries FOR EACH R
 CREATE TRIGGER nodes_append_only BEFORE UPDATE OR DELETE ON nodes FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoints_append_only BEFORE UPDATE OR DELETE ON checkpoints FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoint_cose_append_only BEFORE UPDATE OR DELETE ON checkpoint_cose FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
+CREATE TRIGGER checkpoint_cosigs_append_only BEFORE UPDATE OR DELETE ON checkpoint_cosigs FOR EACH ROW EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER meta_no_truncate BEFORE TRUNCATE ON meta EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER entries_no_truncate BEFORE TRUNCATE ON entries EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER nodes_no_truncate BEFORE TRUNCATE ON nodes EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoints_no_truncate BEFORE TRUNCATE ON checkpoints EXECUTE FUNCTION agentctx_append_only();
 CREATE TRIGGER checkpoint_cose_no_truncate BEFORE TRUNCATE ON checkpoint_cose EXECUTE FUNCTION agentctx_append_only();
-REVOKE UPDATE, DELETE, TRUNCATE ON meta, entries, nodes, checkpoints, checkpoint_cose FROM PUBLIC;
+CREATE TRIGGER checkpoint_cosigs_no_truncate BEFORE TRUNCATE ON checkpoint_cosigs EXECUTE FUNCTION agentctx_append_only();
+REVOKE UPDATE, DELETE, TRUNCATE ON meta, entries, nodes, checkpoints, checkpoint_cose, checkpoint_cosigs FROM PUBLIC;
 `
 
 // tables are the ledger's tables, in the order Create makes them.
-var tables = []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose"}
+var tables = []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose", "checkpoint_cosigs"}
 
 // Grant hands the ledger's tables to the owner role and lets the writer role
 // only read and append (LED-3): owner holds the tables and their triggers,
@@ -95,8 +98,9 @@ func (s *Store) Grant(ctx context.Context, owner, writer string) error {
 
 // Store is a ledger.Store in PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	cose atomic.Int32 // 0 unknown, 1 the checkpoint_cose table exists, 2 it does not
+	pool  *pgxpool.Pool
+	cose  atomic.Int32 // 0 unknown, 1 the checkpoint_cose table exists, 2 it does not
+	cosig atomic.Int32 // the same for checkpoint_cosigs
 }
 
 // Open connects to the database at url (a postgres:// URL; a search_path
@@ -235,20 +239,88 @@ func (s *Store) Commit(ctx context.Context, entries []ledger.Entry, nodes []ledg
 
 // hasCOSE reports whether the ledger has the checkpoint_cose table (a
 // ledger created before COSE receipts has not).
-func (s *Store) hasCOSE(ctx context.Context) bool {
-	if v := s.cose.Load(); v != 0 {
+func (s *Store) hasCOSE(ctx context.Context) bool { return s.hasTable(ctx, &s.cose, "checkpoint_cose") }
+
+// hasTable reports, once per store, whether the ledger's schema has table
+// name.
+func (s *Store) hasTable(ctx context.Context, flag *atomic.Int32, name string) bool {
+	if v := flag.Load(); v != 0 {
 		return v == 1
 	}
 	var ok bool
-	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('checkpoint_cose') IS NOT NULL`).Scan(&ok); err != nil {
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok); err != nil {
 		return false
 	}
 	if ok {
-		s.cose.Store(1)
+		flag.Store(1)
 	} else {
-		s.cose.Store(2)
+		flag.Store(2)
 	}
 	return ok
+}
+
+// AddCosignatures implements ledger.Store.
+func (s *Store) AddCosignatures(ctx context.Context, size uint64, lines []string) error {
+	if !s.hasTable(ctx, &s.cosig, "checkpoint_cosigs") {
+		return ledger.ErrNoCosignatures
+	}
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One writer at a time per checkpoint: the sequence numbers are dense.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('agentctx-cosigs:' || current_schema()))`); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, `SELECT seq, line FROM checkpoint_cosigs WHERE size = $1`, int64(size))
+		if err != nil {
+			return err
+		}
+		have := map[string]bool{}
+		var seq int64
+		for rows.Next() {
+			var n int64
+			var l string
+			if err := rows.Scan(&n, &l); err != nil {
+				rows.Close()
+				return err
+			}
+			have[l], seq = true, max(seq, n+1)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, l := range lines {
+			if have[l] {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO checkpoint_cosigs (size, seq, line) VALUES ($1, $2, $3)`, int64(size), seq, l); err != nil {
+				return err
+			}
+			have[l] = true
+			seq++
+		}
+		return nil
+	})
+}
+
+// Cosignatures implements ledger.Store.
+func (s *Store) Cosignatures(ctx context.Context, size uint64) ([]string, error) {
+	if !s.hasTable(ctx, &s.cosig, "checkpoint_cosigs") {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT line FROM checkpoint_cosigs WHERE size = $1 ORDER BY seq`, int64(size))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
 }
 
 // COSESignature implements ledger.Store.

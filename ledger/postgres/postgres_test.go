@@ -127,7 +127,7 @@ func TestConformance(t *testing.T) {
 		},
 		Tamper: func(t *testing.T, s ledger.Store, stmt string, args ...any) {
 			ctx := context.Background()
-			for _, tb := range []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose"} {
+			for _, tb := range []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose", "checkpoint_cosigs"} {
 				if _, err := direct[s].Exec(ctx, `ALTER TABLE `+tb+` DISABLE TRIGGER USER`); err != nil {
 					t.Fatal(err)
 				}
@@ -361,7 +361,7 @@ func TestOwnerAndWriterRoles(t *testing.T) {
 			t.Errorf("LED-3: the writer role ran %s", q)
 		}
 	}
-	for _, tb := range []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose"} {
+	for _, tb := range []string{"meta", "entries", "nodes", "checkpoints", "checkpoint_cose", "checkpoint_cosigs"} {
 		if _, err := direct.Exec(ctx, "TRUNCATE "+tb); err == nil || !strings.Contains(err.Error(), "append-only") {
 			t.Errorf("LED-3: TRUNCATE %s as superuser: %v", tb, err)
 		}

@@ -35,6 +35,7 @@ CREATE INDEX entries_leaf ON entries(leaf_hash);
 CREATE TABLE nodes (level INTEGER NOT NULL, idx INTEGER NOT NULL, hash BLOB NOT NULL, PRIMARY KEY (level, idx)) WITHOUT ROWID;
 CREATE TABLE checkpoints (size INTEGER PRIMARY KEY, note BLOB NOT NULL);
 CREATE TABLE checkpoint_cose (size INTEGER PRIMARY KEY, sig BLOB NOT NULL);
+CREATE TABLE checkpoint_cosigs (size INTEGER NOT NULL, seq INTEGER NOT NULL, line TEXT NOT NULL, PRIMARY KEY (size, seq)) WITHOUT ROWID;
 `
 
 // keys are the primary keys of the tables, for the REPLACE guard.
@@ -44,6 +45,7 @@ var keys = []struct{ table, match string }{
 	{"nodes", "level = NEW.level AND idx = NEW.idx"},
 	{"checkpoints", "size = NEW.size"},
 	{"checkpoint_cose", "size = NEW.size"},
+	{"checkpoint_cosigs", "size = NEW.size AND seq = NEW.seq"},
 }
 
 // appendOnly are the LED-3 triggers of every table: UPDATE and DELETE are
@@ -71,6 +73,7 @@ type Store struct {
 	mu    sync.Mutex
 	stmts map[string]*sql.Stmt
 	cose  atomic.Int32 // 0 unknown, 1 the checkpoint_cose table exists, 2 it does not
+	cosig atomic.Int32 // the same for checkpoint_cosigs
 }
 
 // stmt returns the prepared statement for q, preparing it once (the tables
@@ -371,20 +374,83 @@ func (s *Store) Checkpoint(ctx context.Context, size uint64) ([]byte, error) {
 
 // hasCOSE reports whether the ledger has the checkpoint_cose table (a
 // ledger created before COSE receipts has not).
-func (s *Store) hasCOSE(ctx context.Context) bool {
-	if v := s.cose.Load(); v != 0 {
+func (s *Store) hasCOSE(ctx context.Context) bool { return s.hasTable(ctx, &s.cose, "checkpoint_cose") }
+
+// hasTable reports, once per store, whether the ledger has table name.
+func (s *Store) hasTable(ctx context.Context, flag *atomic.Int32, name string) bool {
+	if v := flag.Load(); v != 0 {
 		return v == 1
 	}
 	var n int
-	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'checkpoint_cose'`).Scan(&n); err != nil {
+	if err := s.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, name).Scan(&n); err != nil {
 		return false
 	}
 	if n == 1 {
-		s.cose.Store(1)
+		flag.Store(1)
 		return true
 	}
-	s.cose.Store(2)
+	flag.Store(2)
 	return false
+}
+
+// AddCosignatures implements ledger.Store.
+func (s *Store) AddCosignatures(ctx context.Context, size uint64, lines []string) error {
+	if !s.hasTable(ctx, &s.cosig, "checkpoint_cosigs") {
+		return ledger.ErrNoCosignatures
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	have := map[string]bool{}
+	var seq int64
+	rows, err := tx.QueryContext(ctx, `SELECT seq, line FROM checkpoint_cosigs WHERE size = ?`, size)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var n int64
+		var l string
+		if err := rows.Scan(&n, &l); err != nil {
+			rows.Close()
+			return err
+		}
+		have[l], seq = true, max(seq, n+1)
+	}
+	rows.Close()
+	for _, l := range lines {
+		if have[l] {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO checkpoint_cosigs (size, seq, line) VALUES (?, ?, ?)`, size, seq, l); err != nil {
+			return err
+		}
+		have[l] = true
+		seq++
+	}
+	return tx.Commit()
+}
+
+// Cosignatures implements ledger.Store.
+func (s *Store) Cosignatures(ctx context.Context, size uint64) ([]string, error) {
+	if !s.hasTable(ctx, &s.cosig, "checkpoint_cosigs") {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT line FROM checkpoint_cosigs WHERE size = ? ORDER BY seq`, size)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
 }
 
 // COSESignature implements ledger.Store.
