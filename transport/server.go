@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,10 @@ type ServerConfig struct {
 	Action func(r *http.Request) string
 	// Sink receives every token the middleware signs; nil: none.
 	Sink Sink
+	// LedgerID, when the signed tokens go to an audit ledger, is added to
+	// the aud of every ECT the middleware signs (LED-1: a ledger takes only
+	// the ECTs that name it).
+	LedgerID string
 	// Replay is the cache of ECT jtis; Nonces of WPT jtis and signature
 	// nonces. nil gives the middleware its own.
 	Replay, Nonces *replay.Cache
@@ -548,6 +553,9 @@ func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body 
 			c.Pred = task.Pred
 		}
 		c.Ext = task.Ext
+	}
+	if cfg.LedgerID != "" && !slices.Contains(c.Audience, cfg.LedgerID) {
+		c.Audience = append(c.Audience, cfg.LedgerID)
 	}
 	c.InputHash = agentctx.HashBytes(v.Body)
 	c.OutputHash = agentctx.HashBytes(body)

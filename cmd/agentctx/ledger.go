@@ -18,6 +18,7 @@ import (
 	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/ledger/postgres"
 	"github.com/agentctx/agentctx/ledger/sqlite"
+	"github.com/agentctx/agentctx/trust"
 )
 
 // openStore opens the database of flagName: a postgres:// URL is the
@@ -66,6 +67,9 @@ type ledgerFlags struct {
 	anyIssuer      bool
 	partial        bool
 	now            nowFlag
+	// resolver, when set, is the trust instead of the --trust file (the
+	// proxy's embedded ledger: its callers' trust and its own key).
+	resolver trust.Resolver
 }
 
 // openLedger opens the ledger of --db; with withKey it loads the signing key
@@ -92,7 +96,9 @@ func openLedger(ctx context.Context, e *env, f *ledgerFlags, needKey, needTrust 
 		return nil, nil, err
 	}
 	cfg := ledger.Config{Store: store, Clock: f.now.clock(), Partial: f.partial, Signer: signer}
-	if needTrust {
+	if needTrust && f.resolver != nil {
+		cfg.Trust = f.resolver
+	} else if needTrust {
 		if cfg.Trust, err = loadTrust(f.trust, f.anyIssuer); err != nil {
 			store.Close()
 			return nil, nil, err

@@ -13,6 +13,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -302,8 +304,28 @@ func cmdProxy(e *env, args []string) error {
 	timeout := fs.Duration("upstream-timeout", proxy.DefaultUpstreamTimeout, "answer 504 when the upstream takes longer")
 	signAll := fs.Bool("sign-responses", false, "sign every response (needs --wit), not only when the caller asks")
 	legacy := fs.Bool("legacy", false, "accept the older forms (Workload-Proof-Token, @request-target)")
+	ledgerURL := fs.String("ledger", "", "the audit service (agentctx serve) every signed token is appended to, through the spool")
+	ledgerID := fs.String("ledger-id", "", "the audit ledger's ID, added to the aud of the signed ECTs (default: asked from --ledger at start)")
+	dbPath := fs.String("db", "", "an embedded ledger (SQLite or postgres://) every signed token is appended to, through the spool")
+	dbKey := fs.String("db-key", "", "the embedded ledger's signing key file (agentctx ledger init --key-out)")
+	spoolPath := fs.String("spool", "", "the spool file (SQLite) of tokens on their way to the ledger (default: proxy-spool.db beside --key)")
+	spoolStatus := fs.Bool("spool-status", false, "print the spool's pending, sent and refused tokens and exit")
+	metricsListen := fs.String("metrics-listen", "", "serve /metrics (the spool's depth) on this address, apart from the proxied paths")
+	spoolBackoff := fs.Duration("spool-max-backoff", proxy.DefaultMaxBackoff, "the longest wait between deliveries while the ledger is down")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
+	}
+	if *spoolPath == "" && *keyPath != "" {
+		*spoolPath = filepath.Join(filepath.Dir(*keyPath), "proxy-spool.db")
+	}
+	if *spoolStatus {
+		return printSpoolStatus(e, *spoolPath)
+	}
+	if *ledgerURL != "" && *dbPath != "" {
+		return usagef("choose one", "--ledger and --db both given: the tokens go to one ledger")
+	}
+	if (*dbPath == "") != (*dbKey == "") {
+		return usagef("an embedded ledger needs its signing key", "--db and --db-key go together")
 	}
 	up, err := url.Parse(*upstream)
 	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
@@ -355,8 +377,58 @@ func cmdProxy(e *env, args []string) error {
 		ln.Close()
 		return usagef("", "--public-url must be a base URL")
 	}
+	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	// SPEC: BND-3 every signed token goes to the spool, then to the ledger.
+	var sender proxy.Sender
+	switch {
+	case *ledgerURL != "":
+		if *ledgerID == "" {
+			if *ledgerID, err = askLedgerID(*ledgerURL); err != nil {
+				ln.Close()
+				return usagef("give --ledger-id when the ledger is not reachable at start", "--ledger %s: %v", describeArg(*ledgerURL), err)
+			}
+		}
+		sender = &proxy.HTTPSender{URL: *ledgerURL}
+	case *dbPath != "":
+		own := trust.NewSet()
+		if err := own.Add(trust.Binding{ID: *id}, key.Public()); err != nil {
+			ln.Close()
+			return failf("%v", err)
+		}
+		lf := ledgerFlags{db: *dbPath, key: *dbKey, resolver: trust.Multi(own, ts)}
+		l, store, err := openLedger(context.Background(), e, &lf, true, true)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer store.Close()
+		*ledgerID = l.Meta().ID
+		sender = &proxy.LedgerSender{Ledger: l}
+	}
+	var sink transport.Sink
+	if sender != nil {
+		sp, err := proxy.OpenSpool(proxy.SpoolConfig{Path: *spoolPath, Sender: sender, Clock: time.Now, MaxBackoff: *spoolBackoff, Log: log})
+		if err != nil {
+			ln.Close()
+			return failf("%v", err)
+		}
+		defer sp.Close()
+		sink = sp
+		if *metricsListen != "" {
+			mln, err := net.Listen("tcp", *metricsListen)
+			if err != nil {
+				ln.Close()
+				return usagef("choose another --metrics-listen address", "--metrics-listen %s: %v", describeArg(*metricsListen), err)
+			}
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /metrics", sp.ServeMetrics)
+			ms := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			go ms.Serve(mln)
+			defer ms.Close()
+		}
+	}
 	h, err := proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
-		Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: slog.New(slog.NewJSONHandler(e.stderr, nil))},
+		Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID},
 		Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout})
 	if err != nil {
 		ln.Close()
@@ -380,5 +452,57 @@ func cmdProxy(e *env, args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(ctx)
+	return nil
+}
+
+// askLedgerID reads the audit service's ledger ID from GET /v1/key.
+func askLedgerID(base string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(strings.TrimSuffix(base, "/") + "/v1/key")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var k struct {
+		ID string `json:"id"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&k); err != nil || resp.StatusCode != 200 || k.ID == "" {
+		return "", fmt.Errorf("GET /v1/key answered %d without a ledger id", resp.StatusCode)
+	}
+	return k.ID, nil
+}
+
+// printSpoolStatus prints the spool's counts (BND-3).
+func printSpoolStatus(e *env, path string) error {
+	if path == "" {
+		return usagef("give --spool FILE (or --key, beside which it lives)", "no spool file to read")
+	}
+	if err := mustExist("spool", path); err != nil {
+		return err
+	}
+	st, err := proxy.ReadSpoolStatus(context.Background(), path)
+	if err != nil {
+		return failf("%v", err)
+	}
+	fmt.Fprintf(e.stdout, "spool %s: %d pending, %d sent, %d refused", path, st.Pending, st.Sent, st.Refused)
+	codes := make([]string, 0, len(st.ByCode))
+	for c := range st.ByCode {
+		codes = append(codes, c)
+	}
+	sort.Strings(codes)
+	for i, c := range codes {
+		sep := ", "
+		if i == 0 {
+			sep = " ("
+		}
+		fmt.Fprintf(e.stdout, "%s%s %d", sep, c, st.ByCode[c])
+	}
+	if len(codes) > 0 {
+		fmt.Fprint(e.stdout, ")")
+	}
+	if st.OldestPendingMillis > 0 {
+		fmt.Fprintf(e.stdout, "; oldest pending since %s", time.UnixMilli(st.OldestPendingMillis).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(e.stdout)
 	return nil
 }
