@@ -75,6 +75,10 @@ type Config struct {
 	UpstreamTimeout time.Duration
 	// Client sends to the upstream; nil builds one with UpstreamTimeout.
 	Client http.RoundTripper
+	// MCP reads the JSON-RPC of an MCP server's Streamable HTTP endpoint
+	// (BND-5, BND-6): tools/call is the task mcp.<tool>, with out_hash over
+	// its response message; other methods pass without a record.
+	MCP bool
 }
 
 // Fields removed before forwarding: the caller's identity and proof.
@@ -98,6 +102,9 @@ func New(cfg Config) (http.Handler, error) {
 			}
 		}
 		return r.Method + " " + r.URL.Path
+	}
+	if cfg.MCP {
+		cfg.PolicyFor = mcpPolicy(cfg.Policy)
 	}
 	mw, err := transport.NewMiddleware(cfg.ServerConfig)
 	if err != nil {
@@ -133,7 +140,7 @@ func New(cfg Config) (http.Handler, error) {
 				pr.Out.Header.Set("Execution-Context-Verified", val)
 			}
 		},
-		Transport: &buffering{base: base, max: maxBody, timeout: cfg.UpstreamTimeout},
+		Transport: &buffering{base: base, max: maxBody, timeout: cfg.UpstreamTimeout, mcp: cfg.MCP},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// SPEC: issue 10, no ECT for work that did not happen.
 			transport.SkipTask(r.Context())
@@ -145,6 +152,9 @@ func New(cfg Config) (http.Handler, error) {
 			transport.WriteProblemStatus(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "BND-1", Message: what}, status)
 		},
 	}
+	if cfg.MCP {
+		return &mcpFront{next: mw.Wrap(&mcpInner{next: rp}), maxBody: maxBody}, nil
+	}
 	return mw.Wrap(rp), nil
 }
 
@@ -155,6 +165,7 @@ type buffering struct {
 	base    http.RoundTripper
 	max     int64
 	timeout time.Duration
+	mcp     bool
 }
 
 func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -171,6 +182,9 @@ func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	if int64(len(body)) > b.max {
 		return nil, fmt.Errorf("the upstream response is over %d bytes", b.max)
+	}
+	if b.mcp {
+		mcpOutputHash(r.Context(), resp, transport.FromContext(r.Context()).Body, body)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))

@@ -35,6 +35,14 @@ var (
 
 func setup(t *testing.T, upstream http.Handler, timeout time.Duration, routes ...proxy.Route) (string, *http.Client, *trust.Set) {
 	t.Helper()
+	return setupWith(t, upstream, func(c *proxy.Config) { c.Routes, c.UpstreamTimeout = routes, timeout })
+}
+
+// setupWith starts the proxy over upstream with its configuration changed
+// by set, and returns its URL, a client with the caller's WIT and key, and
+// the trust.
+func setupWith(t *testing.T, upstream http.Handler, set func(*proxy.Config)) (string, *http.Client, *trust.Set) {
+	t.Helper()
 	ts := trust.NewSet()
 	ts.AddWIT("example.com", issuer.Public())
 	ts.Add(trust.Binding{ID: proxyID}, proxyKey.Public())
@@ -47,8 +55,10 @@ func setup(t *testing.T, upstream http.Handler, timeout time.Duration, routes ..
 	}
 	public, _ := url.Parse("http://" + ln.Addr().String())
 	clock := func() time.Time { return now }
-	h, err := proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: proxyID, Key: proxyKey, Trust: ts, WITTrust: ts, Clock: clock,
-		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Upstream: upURL, PublicURL: public, Routes: routes, UpstreamTimeout: timeout})
+	cfg := proxy.Config{ServerConfig: transport.ServerConfig{ID: proxyID, Key: proxyKey, Trust: ts, WITTrust: ts, Clock: clock,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, Upstream: upURL, PublicURL: public}
+	set(&cfg)
+	h, err := proxy.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

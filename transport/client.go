@@ -183,7 +183,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 	if resp.StatusCode >= 400 && resp.Header.Get(HeaderExecutionContext) == "" {
 		return resp, nil // a refusal: the caller reads the problem
 	}
-	if err := c.verifyResponse(req, resp, rbody, nonce, res); err != nil {
+	if err := c.verifyResponse(req, body, resp, rbody, nonce, res); err != nil {
 		return nil, err
 	}
 	if call.Done != nil {
@@ -194,7 +194,7 @@ func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) {
 
 // verifyResponse checks the response signature (when asked) and the
 // server's ECT.
-func (c *Client) verifyResponse(req *http.Request, resp *http.Response, body []byte, nonce string, res *Result) error {
+func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Response, body []byte, nonce string, res *Result) error {
 	cfg := &c.cfg
 	ctx := req.Context()
 	var serverWIT *wimse.WIT
@@ -241,7 +241,10 @@ func (c *Client) verifyResponse(req *http.Request, resp *http.Response, body []b
 	if len(r.Claims.Pred) == 0 || !strings.EqualFold(r.Claims.Pred[0], res.Claims.ID) {
 		return agentctx.Errorf(agentctx.CodeDAGUnknownPred, "TR-10", "pred", "the response ECT does not follow this call's task")
 	}
-	if r.Claims.OutputHash != "" && r.Claims.OutputHash != agentctx.HashBytes(body) {
+	// An MCP tool call's out_hash covers its response message, which may
+	// arrive inside an SSE stream (BND-5).
+	if r.Claims.OutputHash != "" && r.Claims.OutputHash != agentctx.HashBytes(body) &&
+		r.Claims.OutputHash != agentctx.HashBytes(MCPResponseMessage(resp.Header.Get("Content-Type"), body, reqBody)) {
 		return agentctx.Errorf(agentctx.CodeInvalidClaim, "TR-10", "out_hash", "the response body does not match the response ECT's out_hash")
 	}
 	res.ResponseECT = r

@@ -47,7 +47,10 @@ type ServerConfig struct {
 	Clock func() time.Time
 
 	Policy Policy // Require by default
-	Proof  Proof  // ProofAny by default
+	// PolicyFor, when set, gives the policy of one request (the MCP proxy
+	// relaxes it for initialize, tools/list and notifications); nil: Policy.
+	PolicyFor func(r *http.Request) Policy
+	Proof     Proof // ProofAny by default
 	// SignResponses signs every response, not only when the request asks.
 	SignResponses bool
 	// Action names the response ECT's exec_act; nil means "<METHOD> <path>".
@@ -98,6 +101,10 @@ type Task struct {
 	ExecAct string
 	Pred    []string
 	Ext     []byte // ect_ext JSON object
+	// OutputHash, when set, is the out_hash instead of the hash of the
+	// whole response body (MCP: the JSON-RPC response message inside an
+	// SSE stream, BND-5).
+	OutputHash string
 }
 
 type ctxKey struct{}
@@ -242,7 +249,11 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 	if len(ects) > cfg.MaxValues {
 		return nil, agentctx.Errorf(agentctx.CodeTooLarge, "TR-1", "", "Execution-Context holds %d values, the limit is %d", len(ects), cfg.MaxValues)
 	}
-	if cfg.Policy == Off {
+	pol := cfg.Policy
+	if cfg.PolicyFor != nil {
+		pol = cfg.PolicyFor(r)
+	}
+	if pol == Off {
 		return v, nil
 	}
 	// SPEC: TR-4 the WIT first.
@@ -258,7 +269,7 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 		if len(authz) == 1 && strings.HasPrefix(strings.ToLower(authz[0]), "bearer ") && looksLikeWIT(authz[0][7:]) {
 			return nil, agentctx.Errorf(agentctx.CodeWITInvalid, "TR-4", "", "a WIT is never accepted as a bearer token")
 		}
-		if cfg.Policy == Require {
+		if pol == Require {
 			return nil, agentctx.Errorf(agentctx.CodeWITInvalid, "TR-4", "", "the request carries no Workload-Identity-Token")
 		}
 	} else {
@@ -270,7 +281,7 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 		}
 	}
 	// The tokens: the sender's ECT, then its inline predecessors.
-	if len(ects) == 0 && cfg.Policy == Require {
+	if len(ects) == 0 && pol == Require {
 		return nil, agentctx.Errorf(agentctx.CodeMissingClaim, "TR-1", "", "the request carries no Execution-Context")
 	}
 	if len(ects) > 0 {
@@ -559,5 +570,8 @@ func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body 
 	}
 	c.InputHash = agentctx.HashBytes(v.Body)
 	c.OutputHash = agentctx.HashBytes(body)
+	if task != nil && task.OutputHash != "" {
+		c.OutputHash = task.OutputHash
+	}
 	return ect.Create(cfg.Key, c, cfg.Clock())
 }

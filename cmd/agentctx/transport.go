@@ -289,7 +289,7 @@ func splitFirst(field string) string {
 }
 
 func cmdProxy(e *env, args []string) error {
-	fs := newFlags(e, "proxy", "proxy --upstream URL --id ID --key KEY [--wit @WIT] --trust FILE [--listen ADDR] [--public-url URL] [--policy require|verify-if-present|off] [--proof wpt|httpsig|any] [--action 'METHOD /path=ACTION']...")
+	fs := newFlags(e, "proxy", "proxy --upstream URL --id ID --key KEY [--wit @WIT] --trust FILE [--listen ADDR] [--public-url URL] [--policy require|verify-if-present|off] [--proof wpt|httpsig|any] [--action 'METHOD /path=ACTION']... [--mcp] [--ledger URL [--ledger-id ID] | --db FILE --db-key KEY] [--spool FILE] | --spool-status")
 	upstream := fs.String("upstream", "", "the base URL of the service behind the proxy: a request for path P goes to <upstream>P")
 	id := fs.String("id", "", "the proxy's identity: the audience callers' ECTs must name, the iss of the ECTs it signs")
 	keyPath := fs.String("key", "", "the proxy's private key file (signs the response ECTs and responses)")
@@ -304,6 +304,7 @@ func cmdProxy(e *env, args []string) error {
 	timeout := fs.Duration("upstream-timeout", proxy.DefaultUpstreamTimeout, "answer 504 when the upstream takes longer")
 	signAll := fs.Bool("sign-responses", false, "sign every response (needs --wit), not only when the caller asks")
 	legacy := fs.Bool("legacy", false, "accept the older forms (Workload-Proof-Token, @request-target)")
+	mcpMode := fs.Bool("mcp", false, "the upstream is an MCP server (Streamable HTTP): tools/call is the task mcp.<tool>, other methods pass without a record")
 	ledgerURL := fs.String("ledger", "", "the audit service (agentctx serve) every signed token is appended to, through the spool")
 	ledgerID := fs.String("ledger-id", "", "the audit ledger's ID, added to the aud of the signed ECTs (default: asked from --ledger at start)")
 	dbPath := fs.String("db", "", "an embedded ledger (SQLite or postgres://) every signed token is appended to, through the spool")
@@ -429,7 +430,7 @@ func cmdProxy(e *env, args []string) error {
 	}
 	h, err := proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
 		Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID},
-		Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout})
+		Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout, MCP: *mcpMode})
 	if err != nil {
 		ln.Close()
 		return usagef("", "%v", err)

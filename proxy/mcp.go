@@ -1,0 +1,280 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/transport"
+)
+
+// MCP (BND-5, BND-6): in MCP mode the proxy reads each JSON-RPC request
+// POSTed to the upstream's MCP endpoint. A tools/call gets the exec_act
+// mcp.<tool>, its inp_hash over the exact request bytes (the middleware's)
+// and its out_hash over the exact JSON-RPC response message for its id,
+// also when that message arrives inside an SSE stream. Other methods
+// (initialize, server/discover, tools/list, notifications, the GET and
+// DELETE of a session) pass without a record, verified if they carry
+// tokens.
+
+// Keys of params._meta under which MCP clients without HTTP headers carry
+// their tokens (BND-6), and under which the proxy returns the ECT of the
+// call.
+const (
+	MetaExecutionContext = "io.agentctx/execution-context"
+	MetaACTMandate       = "io.agentctx/act-mandate"
+)
+
+// MCP request headers of the 2026-07-28 revision, checked against the body.
+const (
+	headerMCPMethod = "Mcp-Method"
+	headerMCPName   = "Mcp-Name"
+)
+
+// mcpCall is what the proxy read of one JSON-RPC request.
+type mcpCall struct {
+	id       json.RawMessage
+	method   string
+	tool     string // params.name of a tools/call
+	metaECTs []string
+	metaMand string
+}
+
+type mcpKey struct{}
+
+func mcpOf(ctx context.Context) *mcpCall {
+	c, _ := ctx.Value(mcpKey{}).(*mcpCall)
+	return c
+}
+
+func (c *mcpCall) isToolCall() bool { return c != nil && c.method == "tools/call" }
+
+// parseMCP reads a JSON-RPC request (one message; MCP has no batches since
+// 2025-06-18).
+func parseMCP(body []byte) (*mcpCall, error) {
+	var msg struct {
+		JSONRPC string          `json:"jsonrpc"`
+		ID      json.RawMessage `json:"id"`
+		Method  string          `json:"method"`
+		Params  json.RawMessage `json:"params"`
+	}
+	if err := json.Unmarshal(body, &msg); err != nil {
+		return nil, errors.New("the body is not one JSON-RPC message")
+	}
+	c := &mcpCall{id: msg.ID, method: msg.Method}
+	if msg.Method == "" {
+		return c, nil // a response or an error the client sends back (sampling, elicitation)
+	}
+	if len(msg.Params) == 0 {
+		return c, nil
+	}
+	var p struct {
+		Name string                     `json:"name"`
+		Meta map[string]json.RawMessage `json:"_meta"`
+	}
+	if err := json.Unmarshal(msg.Params, &p); err != nil {
+		return nil, errors.New("the JSON-RPC params are not an object")
+	}
+	if c.method == "tools/call" {
+		if p.Name == "" {
+			return nil, errors.New("a tools/call without params.name")
+		}
+		c.tool = p.Name
+	}
+	if raw, ok := p.Meta[MetaExecutionContext]; ok {
+		if err := json.Unmarshal(raw, &c.metaECTs); err != nil {
+			var one string
+			if json.Unmarshal(raw, &one) != nil {
+				return nil, fmt.Errorf("_meta %q is not an array of compact ECTs", MetaExecutionContext)
+			}
+			c.metaECTs = []string{one}
+		}
+	}
+	if raw, ok := p.Meta[MetaACTMandate]; ok {
+		if err := json.Unmarshal(raw, &c.metaMand); err != nil {
+			return nil, fmt.Errorf("_meta %q is not a compact ACT", MetaACTMandate)
+		}
+	}
+	return c, nil
+}
+
+// mcpFront runs before the middleware: it reads the JSON-RPC request,
+// checks the MCP headers against it, moves tokens from params._meta into
+// the HTTP fields the middleware verifies (the same token in both places
+// is checked once), and after the middleware answered returns the call's
+// ECT in the result's _meta when the client sent its tokens there.
+type mcpFront struct {
+	next    http.Handler
+	maxBody int64
+}
+
+func (f *mcpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, f.maxBody+1))
+	r.Body.Close()
+	if err != nil || int64(len(body)) > f.maxBody {
+		transport.WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeTooLarge, "BND-4", "", "the request body is unreadable or over %d bytes", f.maxBody), http.StatusRequestEntityTooLarge)
+		return
+	}
+	call, err := parseMCP(body)
+	if err != nil {
+		transport.WriteProblem(w, agentctx.Errorf(agentctx.CodeMalformed, "BND-5", "", "%v", err))
+		return
+	}
+	// SPEC: BND-6 Mcp-Method and Mcp-Name (2026-07-28) must say what the body says.
+	if m := r.Header.Get(headerMCPMethod); m != "" && m != call.method {
+		transport.WriteProblem(w, agentctx.Errorf(agentctx.CodeMalformed, "BND-6", "", "Mcp-Method %q is not the body's method %q", m, call.method))
+		return
+	}
+	if n := r.Header.Get(headerMCPName); n != "" && call.isToolCall() && n != call.tool {
+		transport.WriteProblem(w, agentctx.Errorf(agentctx.CodeMalformed, "BND-6", "", "Mcp-Name %q is not the called tool %q", n, call.tool))
+		return
+	}
+	// SPEC: BND-6 tokens in params._meta: into the HTTP fields, once.
+	if len(call.metaECTs) > 0 {
+		have := r.Header.Get(transport.HeaderExecutionContext)
+		if have == "" {
+			r.Header.Set(transport.HeaderExecutionContext, strings.Join(call.metaECTs, ", "))
+		} else if !sameValues(have, call.metaECTs) {
+			transport.WriteProblem(w, agentctx.Errorf(agentctx.CodeMalformed, "BND-6", "", "the ECTs in Execution-Context and in params._meta differ"))
+			return
+		}
+	}
+	if call.metaMand != "" {
+		if have := r.Header.Get(transport.HeaderACTMandate); have == "" {
+			r.Header.Set(transport.HeaderACTMandate, call.metaMand)
+		} else if strings.TrimSpace(have) != call.metaMand {
+			transport.WriteProblem(w, agentctx.Errorf(agentctx.CodeMalformed, "BND-6", "", "the mandates in ACT-Mandate and in params._meta differ"))
+			return
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.ContentLength = int64(len(body))
+	r = r.WithContext(context.WithValue(r.Context(), mcpKey{}, call))
+	if len(call.metaECTs) == 0 || !call.isToolCall() {
+		f.next.ServeHTTP(w, r)
+		return
+	}
+	// The client carries its tokens in _meta: the call's ECT goes back
+	// there too, in the client's copy (out_hash is over the upstream's
+	// message as it sent it).
+	rec := &capture{header: http.Header{}, status: http.StatusOK}
+	f.next.ServeHTTP(rec, r)
+	out := rec.body.Bytes()
+	if tok := rec.header.Get(transport.HeaderExecutionContext); tok != "" && rec.header.Get("Signature") == "" && rec.status == http.StatusOK {
+		if b, err := embedECT(out, rec.header.Get("Content-Type"), body, tok); err == nil {
+			out = b
+		}
+	}
+	for k, vs := range rec.header {
+		w.Header()[k] = vs
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(rec.status)
+	w.Write(out)
+}
+
+func sameValues(field string, vals []string) bool {
+	var got []string
+	for _, p := range strings.Split(field, ",") {
+		got = append(got, strings.TrimSpace(p))
+	}
+	return slices.Equal(got, vals)
+}
+
+// capture records a response.
+type capture struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (c *capture) Header() http.Header         { return c.header }
+func (c *capture) WriteHeader(s int)           { c.status = s }
+func (c *capture) Write(b []byte) (int, error) { return c.body.Write(b) }
+
+// mcpInner runs inside the middleware, before the reverse proxy: a
+// tools/call is the task mcp.<tool>; anything else is no task.
+type mcpInner struct{ next http.Handler }
+
+func (m *mcpInner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	call := mcpOf(r.Context())
+	if !call.isToolCall() {
+		transport.SkipTask(r.Context())
+	} else {
+		transport.SetTask(r.Context(), transport.Task{ExecAct: "mcp." + call.tool})
+	}
+	m.next.ServeHTTP(w, r)
+}
+
+// mcpPolicy keeps the configured policy for tools/call and relaxes it to
+// verify-if-present for the rest (BND-6: they pass without a record).
+func mcpPolicy(p transport.Policy) func(*http.Request) transport.Policy {
+	return func(r *http.Request) transport.Policy {
+		if mcpOf(r.Context()).isToolCall() || p != transport.Require {
+			return p
+		}
+		return transport.VerifyIfPresent
+	}
+}
+
+// mcpOutputHash sets the call's out_hash to the hash of the JSON-RPC
+// response message for its id (BND-5): the whole body for a JSON reply,
+// the data of the matching event for an SSE reply.
+func mcpOutputHash(ctx context.Context, resp *http.Response, request, body []byte) {
+	call := mcpOf(ctx)
+	if !call.isToolCall() {
+		return
+	}
+	msg := transport.MCPResponseMessage(resp.Header.Get("Content-Type"), body, request)
+	transport.SetTask(ctx, transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg)})
+}
+
+// embedECT adds the call's ECT to result._meta of the response message for
+// id, in a JSON or an SSE reply.
+func embedECT(body []byte, contentType string, request []byte, tok string) ([]byte, error) {
+	add := func(msg []byte) ([]byte, error) {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(msg, &m); err != nil {
+			return nil, err
+		}
+		var res map[string]json.RawMessage
+		if err := json.Unmarshal(m["result"], &res); err != nil {
+			return nil, err
+		}
+		meta := map[string]json.RawMessage{}
+		if raw, ok := res["_meta"]; ok {
+			if err := json.Unmarshal(raw, &meta); err != nil {
+				return nil, err
+			}
+		}
+		meta[MetaExecutionContext], _ = json.Marshal([]string{tok})
+		res["_meta"], _ = json.Marshal(meta)
+		m["result"], _ = json.Marshal(res)
+		return json.Marshal(m)
+	}
+	ct, _, _ := mime.ParseMediaType(contentType)
+	if ct != "text/event-stream" {
+		return add(body)
+	}
+	msg := transport.MCPResponseMessage(contentType, body, request)
+	if bytes.Equal(msg, body) || bytes.Contains(msg, []byte("\n")) {
+		return nil, errors.New("no single-line response message in the stream")
+	}
+	b, err := add(msg)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Replace(body, append([]byte("data: "), msg...), append([]byte("data: "), b...), 1), nil
+}
