@@ -88,6 +88,7 @@ type Verified struct {
 	Mandate      *act.Result   // a verified ACT mandate (ACT-Mandate); nil without one
 	Record       *act.Result   // a verified ACT record (ACT-Record); nil without one
 	Body         []byte        // the exact request body
+	raw          []string      // the verified ECTs as sent: the caller's, then its inline predecessors
 	SignResponse bool          // the caller asked for a signed response
 	nonce        string
 	task         *Task
@@ -430,13 +431,36 @@ func (m *Middleware) verifyECTs(ctx context.Context, v *Verified, ects []string)
 		return err
 	}
 	v.ECT = r
+	v.raw = append(v.raw, ects[0])
 	for _, p := range ects[1:] {
 		pr, err := ect.ParseUnverified(p) // verified as evidence by InlineStore
 		if err == nil {
 			v.Preds = append(v.Preds, pr)
+			v.raw = append(v.raw, p)
 		}
 	}
 	return nil
+}
+
+// recordable returns the caller's verified ECTs that name the ledger
+// (LedgerID): the sink takes them before the server's own ECT, so that the
+// ledger holds the predecessor the server's ECT names. Inline predecessors
+// come first, in the order the caller sent them.
+func (m *Middleware) recordable(v *Verified) []string {
+	id := m.cfg.LedgerID
+	if id == "" || v.ECT == nil {
+		return nil
+	}
+	var out []string
+	for i, p := range v.Preds {
+		if slices.Contains(p.Claims.Audience, id) {
+			out = append(out, v.raw[i+1])
+		}
+	}
+	if slices.Contains(v.ECT.Claims.Audience, id) {
+		out = append(out, v.raw[0])
+	}
+	return out
 }
 
 func readBody(r *http.Request, max int64) ([]byte, error) {
@@ -512,7 +536,7 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 		}
 		h.Set(HeaderExecutionContext, tok)
 		if cfg.Sink != nil {
-			if err := cfg.Sink.Append(r.Context(), []string{tok}); err != nil {
+			if err := cfg.Sink.Append(r.Context(), append(m.recordable(v), tok)); err != nil {
 				cfg.Log.Warn("the sink refused a token", "token_sha256", tokenHash(tok), "err", err)
 			}
 		}

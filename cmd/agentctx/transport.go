@@ -309,6 +309,7 @@ func cmdProxy(e *env, args []string) error {
 	ledgerID := fs.String("ledger-id", "", "the audit ledger's ID, added to the aud of the signed ECTs (default: asked from --ledger at start)")
 	dbPath := fs.String("db", "", "an embedded ledger (SQLite or postgres://) every signed token is appended to, through the spool")
 	dbKey := fs.String("db-key", "", "the embedded ledger's signing key file (agentctx ledger init --key-out)")
+	partial := fs.Bool("partial", false, "the embedded ledger accepts tokens whose predecessors it lacks, flagged partial (DAG-2): callers whose ECTs do not name the ledger")
 	spoolPath := fs.String("spool", "", "the spool file (SQLite) of tokens on their way to the ledger (default: proxy-spool.db beside --key)")
 	spoolStatus := fs.Bool("spool-status", false, "print the spool's pending, sent and refused tokens and exit")
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics (the spool's depth) on this address, apart from the proxied paths")
@@ -396,7 +397,7 @@ func cmdProxy(e *env, args []string) error {
 			ln.Close()
 			return failf("%v", err)
 		}
-		lf := ledgerFlags{db: *dbPath, key: *dbKey, resolver: trust.Multi(own, ts)}
+		lf := ledgerFlags{db: *dbPath, key: *dbKey, partial: *partial, resolver: trust.Multi(own, ts)}
 		l, store, err := openLedger(context.Background(), e, &lf, true, true)
 		if err != nil {
 			ln.Close()
