@@ -31,7 +31,15 @@ import (
 const (
 	MetaExecutionContext = "io.agentctx/execution-context"
 	MetaACTMandate       = "io.agentctx/act-mandate"
+	// MetaACTRecord is where the ACT record of a call under a mandate comes
+	// back in the result's _meta.
+	MetaACTRecord = "io.agentctx/act-record"
 )
+
+// JSON-RPC error code of a tools/call the mandate does not allow
+// (capability_violation, approval_required), in the server-defined range;
+// the problem detail is its data.
+const rpcRefused = -32001
 
 // MCP request headers of the 2026-07-28 revision, checked against the body.
 const (
@@ -162,19 +170,36 @@ func (f *mcpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.ContentLength = int64(len(body))
 	r = r.WithContext(context.WithValue(r.Context(), mcpKey{}, call))
-	if len(call.metaECTs) == 0 || !call.isToolCall() {
+	if !call.isToolCall() {
 		f.next.ServeHTTP(w, r)
 		return
 	}
-	// The client carries its tokens in _meta: the call's ECT goes back
-	// there too, in the client's copy (out_hash is over the upstream's
-	// message as it sent it).
 	rec := &capture{header: http.Header{}, status: http.StatusOK}
 	f.next.ServeHTTP(rec, r)
 	out := rec.body.Bytes()
-	if tok := rec.header.Get(transport.HeaderExecutionContext); tok != "" && rec.header.Get("Signature") == "" && rec.status == http.StatusOK {
-		if b, err := embedECT(out, rec.header.Get("Content-Type"), body, tok); err == nil {
-			out = b
+	// SPEC: BND-6 a tool the mandate does not allow: a JSON-RPC error with the problem as data.
+	if rec.status == http.StatusForbidden && strings.HasPrefix(rec.header.Get("Content-Type"), "application/problem+json") {
+		var p transport.Problem
+		if json.Unmarshal(out, &p) == nil && (p.Code == agentctx.CodeCapabilityViolation || p.Code == agentctx.CodeApprovalRequired) {
+			msg, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": call.id, "error": map[string]any{"code": rpcRefused, "message": p.Detail, "data": p}})
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusOK)
+			w.Write(msg)
+			return
+		}
+	}
+	// A client that carries its tokens in _meta gets the call's token
+	// there too, in its copy (out_hash is over the upstream's message as
+	// it sent it).
+	if len(call.metaECTs) > 0 || call.metaMand != "" {
+		key, tok := MetaExecutionContext, rec.header.Get(transport.HeaderExecutionContext)
+		if rt := rec.header.Get(transport.HeaderACTRecord); rt != "" {
+			key, tok = MetaACTRecord, rt
+		}
+		if tok != "" && rec.header.Get("Signature") == "" && rec.status == http.StatusOK {
+			if b, err := embedToken(out, rec.header.Get("Content-Type"), body, key, tok); err == nil {
+				out = b
+			}
 		}
 	}
 	for k, vs := range rec.header {
@@ -238,12 +263,36 @@ func mcpOutputHash(ctx context.Context, resp *http.Response, request, body []byt
 		return
 	}
 	msg := transport.MCPResponseMessage(resp.Header.Get("Content-Type"), body, request)
-	transport.SetTask(ctx, transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg)})
+	transport.SetTask(ctx, transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg), Failed: toolFailure(msg)})
 }
 
-// embedECT adds the call's ECT to result._meta of the response message for
-// id, in a JSON or an SSE reply.
-func embedECT(body []byte, contentType string, request []byte, tok string) ([]byte, error) {
+// toolFailure returns the error code of a failed tool call (an ACT record
+// then says failed): the JSON-RPC error's code, or "tool_error" for a
+// result with isError; "" for a success.
+func toolFailure(msg []byte) string {
+	var m struct {
+		Error *struct {
+			Code json.Number `json:"code"`
+		} `json:"error"`
+		Result *struct {
+			IsError bool `json:"isError"`
+		} `json:"result"`
+	}
+	if json.Unmarshal(msg, &m) != nil {
+		return ""
+	}
+	switch {
+	case m.Error != nil:
+		return "jsonrpc_" + m.Error.Code.String()
+	case m.Result != nil && m.Result.IsError:
+		return "tool_error"
+	}
+	return ""
+}
+
+// embedToken adds the call's token to result._meta[key] of the response
+// message for the request's id, in a JSON or an SSE reply.
+func embedToken(body []byte, contentType string, request []byte, key, tok string) ([]byte, error) {
 	add := func(msg []byte) ([]byte, error) {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(msg, &m); err != nil {
@@ -259,7 +308,11 @@ func embedECT(body []byte, contentType string, request []byte, tok string) ([]by
 				return nil, err
 			}
 		}
-		meta[MetaExecutionContext], _ = json.Marshal([]string{tok})
+		if key == MetaExecutionContext {
+			meta[key], _ = json.Marshal([]string{tok})
+		} else {
+			meta[key], _ = json.Marshal(tok)
+		}
 		res["_meta"], _ = json.Marshal(meta)
 		m["result"], _ = json.Marshal(res)
 		return json.Marshal(m)

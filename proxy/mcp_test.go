@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/proxy"
 	"github.com/agentctx/agentctx/transport"
@@ -38,10 +39,13 @@ func mcpServer(t *testing.T) http.Handler {
 			return
 		}
 		switch {
-		case m.Method == "tools/call" && m.Params.Name != "plain":
+		case m.Method == "tools/call" && m.Params.Name != "plain" && m.Params.Name != "broken":
 			w.Header().Set("Content-Type", "text/event-stream")
 			fmt.Fprintf(w, "id: e0\ndata: \n\nevent: message\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{\"progress\":1}}\n\n")
 			fmt.Fprintf(w, "event: message\ndata: {\"result\":{\"content\":[{\"type\":\"text\",\"text\":\"found %s\"}]},\"jsonrpc\":\"2.0\",\"id\":%s}\n\n", m.Params.Name, m.ID)
+		case m.Method == "tools/call" && m.Params.Name == "broken":
+			w.Header().Set("Content-Type", "application/json")
+			fmt.Fprintf(w, `{"jsonrpc":"2.0","id":%s,"result":{"isError":true,"content":[{"type":"text","text":"it broke"}]}}`, m.ID)
 		case m.ID == nil:
 			w.WriteHeader(http.StatusAccepted) // a notification
 		default:
@@ -178,5 +182,76 @@ func TestMCPMeta(t *testing.T) {
 	req.Header.Set("Execution-Context", other)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Fatalf("BND-6: header and _meta differ: %v %d", err, resp.StatusCode)
+	}
+}
+
+// TestMCPMandate (BND-6, ACT-V3): a tools/call under an ACT mandate is
+// allowed only for a tool among its capabilities (mcp.<tool>); otherwise
+// the caller gets a JSON-RPC error with the problem as data. An allowed
+// call is answered with the ACT record of the call: completed, or failed
+// with err.code for a tool error; a mandate in params._meta gets the
+// record back in the result's _meta.
+func TestMCPMandate(t *testing.T) {
+	base, _, ts := setupWith(t, mcpServer(t), func(c *proxy.Config) { c.MCP = true; c.Policy = transport.VerifyIfPresent })
+	ts.Add(trust.Binding{ID: clientID}, clientKey.Public())
+	// One mandate per task (ACT): each call gets its own, whose jti its
+	// record keeps.
+	var mandate string
+	send := func(body string, hdrMandate bool) (*http.Response, []byte) {
+		t.Helper()
+		var err error
+		mandate, err = act.NewMandate(clientKey, &act.Mandate{Issuer: clientID, Subject: proxyID, Audience: []string{proxyID}, Task: act.Task{Purpose: "search"},
+			Capabilities: []act.Capability{{Action: "mcp.search"}, {Action: "mcp.broken"}}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !hdrMandate {
+			body = strings.Replace(body, "MANDATE", mandate, 1)
+		}
+		req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if hdrMandate {
+			req.Header.Set("ACT-Mandate", mandate)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, b
+	}
+	v, _ := act.NewVerifier(act.Config{Trust: ts, Audience: clientID, Clock: func() time.Time { return now }})
+	body := mcpReq("tools/call", "search", 1, "")
+	resp, b := send(body, true)
+	rec := resp.Header.Get("ACT-Record")
+	r, err := v.VerifyRecord(context.Background(), rec, []string{mandate})
+	msg := transport.MCPResponseMessage(resp.Header.Get("Content-Type"), b, []byte(body))
+	if resp.StatusCode != 200 || err != nil || r.Record.ExecAct != "mcp.search" || r.Record.Status != act.StatusCompleted ||
+		r.Record.OutputHash != agentctx.HashBytes(msg) || r.Record.InputHash != agentctx.HashBytes([]byte(body)) {
+		t.Fatalf("BND-6: the ACT record of an allowed call: %d %v %+v", resp.StatusCode, err, r)
+	}
+	resp, _ = send(mcpReq("tools/call", "broken", 2, ""), true)
+	if r, err := v.VerifyRecord(context.Background(), resp.Header.Get("ACT-Record"), []string{mandate}); err != nil || r.Record.Status != act.StatusFailed ||
+		r.Record.Err == nil || r.Record.Err.Code != "tool_error" {
+		t.Fatalf("BND-6: a tool error: %v %+v", err, r)
+	}
+	resp, b = send(mcpReq("tools/call", "plain", 3, ""), true)
+	var rpc struct {
+		ID    int
+		Error struct {
+			Code int
+			Data transport.Problem
+		}
+	}
+	if json.Unmarshal(b, &rpc); resp.StatusCode != 200 || rpc.ID != 3 || rpc.Error.Code != -32001 || rpc.Error.Data.Code != agentctx.CodeCapabilityViolation ||
+		resp.Header.Get("ACT-Record") != "" {
+		t.Fatalf("BND-6: a tool outside the mandate: %d %s", resp.StatusCode, b)
+	}
+	// The mandate in params._meta: the record comes back in the result's _meta.
+	resp, b = send(mcpReq("tools/call", "search", 4, fmt.Sprintf(`,"_meta":{%q:"MANDATE"}`, proxy.MetaACTMandate)), false)
+	rec = resp.Header.Get("ACT-Record")
+	if resp.StatusCode != 200 || rec == "" || !strings.Contains(string(b), `"`+proxy.MetaACTRecord+`":"`+rec+`"`) {
+		t.Fatalf("BND-6: the record in _meta: %d %s", resp.StatusCode, b)
 	}
 }

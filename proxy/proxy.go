@@ -95,7 +95,11 @@ func New(cfg Config) (http.Handler, error) {
 	public := strings.TrimSuffix(cfg.PublicURL.String(), "/")
 	cfg.Audience = func(r *http.Request) string { return public + r.URL.EscapedPath() }
 	routes := cfg.Routes
+	mcp := cfg.MCP
 	cfg.Action = func(r *http.Request) string {
+		if c := mcpOf(r.Context()); mcp && c.isToolCall() {
+			return "mcp." + c.tool // SPEC: BND-5 the ACT capability form
+		}
 		for _, rt := range routes {
 			if rt.match(r) {
 				return rt.Action

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/httpsig"
 	"github.com/agentctx/agentctx/replay"
@@ -62,7 +63,12 @@ type Result struct {
 	ECT         string      // the caller's ECT, as sent
 	Claims      *ect.Claims // its claims
 	ResponseECT *ect.Result // the server's verified ECT; nil when it sent none
-	Signed      bool        // the response signature was verified
+	// ResponseRecord is the server's verified ACT record, for a call sent
+	// with a mandate (the server signs a record instead of an ECT); Record
+	// is the token as received.
+	ResponseRecord *act.Result
+	Record         string
+	Signed         bool // the response signature was verified
 }
 
 type callKey struct{}
@@ -221,6 +227,9 @@ func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Re
 		}
 		res.Signed = true
 	}
+	if call, _ := req.Context().Value(callKey{}).(*Call); call != nil && call.Mandate != "" {
+		return c.verifyRecord(req, reqBody, resp, body, serverWIT, call, res)
+	}
 	f := resp.Header.Get(HeaderExecutionContext)
 	if f == "" {
 		return agentctx.Errorf(agentctx.CodeMissingClaim, "TR-10", "", "the response carries no Execution-Context")
@@ -248,5 +257,45 @@ func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Re
 		return agentctx.Errorf(agentctx.CodeInvalidClaim, "TR-10", "out_hash", "the response body does not match the response ECT's out_hash")
 	}
 	res.ResponseECT = r
+	return nil
+}
+
+// verifyRecord checks the ACT record a server returns for a call made
+// under a mandate (TR-9, TR-10): signed by the mandate's sub, the same
+// claims as the mandate (ACT-P3), following this call's task, out_hash of
+// the exact body (or of the MCP response message).
+func (c *Client) verifyRecord(req *http.Request, reqBody []byte, resp *http.Response, body []byte, serverWIT *wimse.WIT, call *Call, res *Result) error {
+	cfg := &c.cfg
+	f := strings.TrimSpace(resp.Header.Get(HeaderACTRecord))
+	if f == "" {
+		return agentctx.Errorf(agentctx.CodeMissingClaim, "TR-10", "", "the response to a call under a mandate carries no ACT-Record")
+	}
+	// The record is the server's (its WIT's key, or the trust); its
+	// mandate may be the caller's own (its workload key) or a delegator's.
+	own := trust.NewSet()
+	if err := own.Add(trust.Binding{ID: cfg.ID}, cfg.Key.Public()); err != nil {
+		return err
+	}
+	tr := trust.Multi(own, cfg.Trust)
+	if serverWIT != nil {
+		tr = trust.Multi(serverWIT.Resolver(), own, cfg.Trust)
+	}
+	v, err := act.NewVerifier(act.Config{Trust: tr, Audience: cfg.ID, Clock: cfg.Clock})
+	if err != nil {
+		return err
+	}
+	r, err := v.VerifyRecord(req.Context(), f, splitValues(call.Mandate))
+	if err != nil {
+		return err
+	}
+	rc := r.Record
+	if rc == nil || len(rc.Pred) == 0 || !strings.EqualFold(rc.Pred[0], res.Claims.ID) {
+		return agentctx.Errorf(agentctx.CodeDAGUnknownPred, "TR-10", "pred", "the ACT record does not follow this call's task")
+	}
+	if rc.OutputHash != "" && rc.OutputHash != agentctx.HashBytes(body) &&
+		rc.OutputHash != agentctx.HashBytes(MCPResponseMessage(resp.Header.Get("Content-Type"), body, reqBody)) {
+		return agentctx.Errorf(agentctx.CodeInvalidClaim, "TR-10", "out_hash", "the response body does not match the ACT record's out_hash")
+	}
+	res.ResponseRecord, res.Record = r, f
 	return nil
 }

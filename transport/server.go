@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -89,6 +90,7 @@ type Verified struct {
 	Record       *act.Result   // a verified ACT record (ACT-Record); nil without one
 	Body         []byte        // the exact request body
 	raw          []string      // the verified ECTs as sent: the caller's, then its inline predecessors
+	chain        []string      // the verified ACT-Mandate chain as sent, leaf first
 	SignResponse bool          // the caller asked for a signed response
 	nonce        string
 	task         *Task
@@ -106,6 +108,11 @@ type Task struct {
 	// whole response body (MCP: the JSON-RPC response message inside an
 	// SSE stream, BND-5).
 	OutputHash string
+	// Failed, when set, is the error code of a task that failed although
+	// the response is a success at the HTTP level (an MCP tool error); an
+	// ACT record then says failed with this err.code. Without it a record
+	// is failed with the HTTP status as its code for a non-2xx response.
+	Failed string
 }
 
 type ctxKey struct{}
@@ -292,11 +299,21 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 	}
 	if mandateField != "" {
 		chain := splitValues(mandateField)
-		res, err := m.actV.VerifyMandate(ctx, chain[0], chain[1:])
+		mv := m.actV
+		if v.WIT != nil { // a mandate the caller signed with its workload key
+			if mv, err = act.NewVerifier(act.Config{Trust: trust.Multi(v.WIT.Resolver(), cfg.Trust), Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+				return nil, err
+			}
+		}
+		res, err := mv.VerifyMandate(ctx, chain[0], chain[1:])
 		if err != nil {
 			return nil, err
 		}
-		v.Mandate = res
+		// SPEC: BND-1 the action of the request must be one of the mandate's capabilities (ACT-V3).
+		if _, err := res.Authorize(cfg.Action(r), nil); err != nil {
+			return nil, err
+		}
+		v.Mandate, v.chain = res, chain
 	}
 	if recordField != "" {
 		rv := m.actV
@@ -527,7 +544,26 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 		WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeHTTPSigInvalid, "TR-6", "", "the server cannot sign responses: it has no WIT"), http.StatusNotImplemented)
 		return
 	}
-	if !skip {
+	if !skip && v.Mandate != nil {
+		// SPEC: TR-9, BND-1 with an ACT mandate the server signs the ACT record of the work instead.
+		tok, err := m.responseRecord(r, v, task, rec.status, body)
+		if err != nil {
+			cfg.Log.Error("signing the ACT record failed", "err", err)
+			WriteProblemStatus(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "TR-9", Message: "the ACT record could not be signed"}, http.StatusInternalServerError)
+			return
+		}
+		h.Set(HeaderACTRecord, tok)
+		if cfg.Sink != nil {
+			// The mandate chain first, root first, so the ledger holds the mandate the record completes.
+			toks := m.recordable(v)
+			for i := len(v.chain) - 1; i >= 0; i-- {
+				toks = append(toks, v.chain[i])
+			}
+			if err := cfg.Sink.Append(r.Context(), append(toks, tok)); err != nil {
+				cfg.Log.Warn("the sink refused a token", "token_sha256", tokenHash(tok), "err", err)
+			}
+		}
+	} else if !skip {
 		tok, err := m.responseECT(r, v, task, body)
 		if err != nil {
 			cfg.Log.Error("signing the response ECT failed", "err", err)
@@ -564,9 +600,40 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 	w.Write(body)
 }
 
+// responseRecord signs the ACT record of the handler's work under the
+// caller's mandate (TR-9): the mandate's claims, exec_act the action (or
+// the task's), pred the caller's ECT, the hashes of the exact bodies,
+// status completed, or failed with the task's code or the HTTP status.
+func (m *Middleware) responseRecord(r *http.Request, v *Verified, task *Task, status int, body []byte) (string, error) {
+	cfg := &m.cfg
+	in := act.RecordInput{ExecAct: cfg.Action(r), Status: act.StatusCompleted, InputHash: agentctx.HashBytes(v.Body), OutputHash: agentctx.HashBytes(body), ExecTS: cfg.Clock()}
+	if v.ECT != nil {
+		in.Pred = []string{v.ECT.Claims.ID}
+	}
+	if task != nil {
+		if task.ExecAct != "" {
+			in.ExecAct = task.ExecAct
+		}
+		if task.Pred != nil {
+			in.Pred = task.Pred
+		}
+		if task.OutputHash != "" {
+			in.OutputHash = task.OutputHash
+		}
+		if task.Failed != "" {
+			in.Status, in.Err = act.StatusFailed, &act.ExecError{Code: task.Failed, Message: "the task failed"}
+		}
+	}
+	if status/100 != 2 && in.Status == act.StatusCompleted {
+		in.Status, in.Err = act.StatusFailed, &act.ExecError{Code: strconv.Itoa(status), Message: http.StatusText(status)}
+	}
+	return act.NewRecord(cfg.Key, cfg.ID, v.Mandate, in, cfg.Clock())
+}
+
 // responseECT signs the ECT of the handler's work (TR-9): iss the server,
-// aud the caller, pred the caller's ECT, wid carried over, the hashes of
-// the exact request and response bodies.
+// exec_act the configured action (or the task's), aud the caller, pred the
+// caller's ECT, wid carried over, the hashes of the exact request and
+// response bodies.
 func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body []byte) (string, error) {
 	cfg := &m.cfg
 	c := &ect.Claims{Issuer: cfg.ID, ExecAct: cfg.Action(r), Pred: []string{}}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/act"
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/internal/testkeys"
 	"github.com/agentctx/agentctx/transport"
@@ -255,4 +256,48 @@ func TestRefusals(t *testing.T) {
 			t.Fatalf("%d", resp.StatusCode)
 		}
 	})
+}
+
+// TestACTOverHTTP (TR-2, TR-9, TR-10): a call under an ACT mandate is
+// checked against its capabilities (ACT-V3) and answered with the ACT
+// record of the work, signed by the mandate's sub and verified by the
+// client; the sink gets the mandate, then the record.
+func TestACTOverHTTP(t *testing.T) {
+	w := newWorld(t, func(c *transport.ServerConfig) { c.Action = func(*http.Request) string { return "echo" } })
+	mandate := func(action string) string {
+		tok, err := act.NewMandate(clientKey, &act.Mandate{Issuer: clientID, Subject: serverID, Audience: []string{serverID},
+			Task: act.Task{Purpose: "echo things"}, Capabilities: []act.Capability{{Action: action}}}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	hc := w.client(t, transport.ProofWPT, false)
+	m := mandate("echo")
+	res := &transport.Result{}
+	req, _ := http.NewRequestWithContext(transport.WithCall(context.Background(), &transport.Call{ExecAct: "ask", Audience: []string{serverID}, Mandate: m, Done: res}),
+		"POST", w.srv.URL+"/api/echo", strings.NewReader("hi"))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	r := res.ResponseRecord
+	if resp.StatusCode != 200 || r == nil || r.Record.ExecAct != "echo" || r.Record.Status != act.StatusCompleted || r.Record.Pred[0] != res.Claims.ID ||
+		r.Record.OutputHash != agentctx.HashBytes(b) || resp.Header.Get("Execution-Context") != "" {
+		t.Fatalf("TR-9: the ACT record: %d %+v", resp.StatusCode, r)
+	}
+	if len(w.sink.toks) != 2 || w.sink.toks[0] != m || w.sink.toks[1] != res.Record {
+		t.Fatalf("TR-9: the sink got %d tokens, want the mandate then the record", len(w.sink.toks))
+	}
+	// An action outside the mandate's capabilities is refused (ACT-V3).
+	req, _ = http.NewRequestWithContext(transport.WithCall(context.Background(), &transport.Call{ExecAct: "ask", Audience: []string{serverID}, Mandate: mandate("other"), Done: &transport.Result{}}),
+		"POST", w.srv.URL+"/api/echo", strings.NewReader("hi"))
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := problem(t, resp); resp.StatusCode != 403 || p.Code != agentctx.CodeCapabilityViolation {
+		t.Fatalf("ACT-V3: an action outside the mandate: %d %+v", resp.StatusCode, p)
+	}
 }
