@@ -63,6 +63,7 @@ type Result struct {
 	ECT         string      // the caller's ECT, as sent
 	Claims      *ect.Claims // its claims
 	ResponseECT *ect.Result // the server's verified ECT; nil when it sent none
+	Response    string      // that ECT as received
 	// ResponseRecord is the server's verified ACT record, for a call sent
 	// with a mandate (the server signs a record instead of an ECT); Record
 	// is the token as received.
@@ -256,7 +257,7 @@ func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Re
 		r.Claims.OutputHash != agentctx.HashBytes(MCPResponseMessage(resp.Header.Get("Content-Type"), body, reqBody)) {
 		return agentctx.Errorf(agentctx.CodeInvalidClaim, "TR-10", "out_hash", "the response body does not match the response ECT's out_hash")
 	}
-	res.ResponseECT = r
+	res.ResponseECT, res.Response = r, splitValues(f)[0]
 	return nil
 }
 

@@ -79,5 +79,8 @@ func TestREADME(t *testing.T) {
 		if err != nil {
 			t.Fatalf("README usage block %d failed: %v\n%s\n--- the block:\n%s", i+1, err, out, block)
 		}
+		if testing.Verbose() {
+			t.Logf("README usage block %d:\n%s", i+1, out)
+		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/proxy"
 	"github.com/agentctx/agentctx/transport"
 	"github.com/agentctx/agentctx/trust"
@@ -304,6 +305,11 @@ func cmdProxy(e *env, args []string) error {
 	timeout := fs.Duration("upstream-timeout", proxy.DefaultUpstreamTimeout, "answer 504 when the upstream takes longer")
 	signAll := fs.Bool("sign-responses", false, "sign every response (needs --wit), not only when the caller asks")
 	legacy := fs.Bool("legacy", false, "accept the older forms (Workload-Proof-Token, @request-target)")
+	outbound := fs.Bool("outbound", false, "the agent's forward proxy (HTTP_PROXY, or the base URL /<scheme>/<host>/<path>): attach its ECT, WIT, proof and mandate to each call, verify what comes back, record its tasks")
+	var peerArgs stringList
+	fs.Var(&peerArgs, "peer", "outbound: HOST=ID, the identity of the server at HOST (the aud of the agent's ECT); repeatable")
+	wid := fs.String("wid", "", "outbound: the agent's workflow id (default: a new one)")
+	mandateArg := fs.String("mandate", "", "outbound: the ACT-Mandate chain sent with every call (token, @FILE or -)")
 	mcpMode := fs.Bool("mcp", false, "the upstream is an MCP server (Streamable HTTP): tools/call is the task mcp.<tool>, other methods pass without a record")
 	ledgerURL := fs.String("ledger", "", "the audit service (agentctx serve) every signed token is appended to, through the spool")
 	ledgerID := fs.String("ledger-id", "", "the audit ledger's ID, added to the aud of the signed ECTs (default: asked from --ledger at start)")
@@ -329,12 +335,21 @@ func cmdProxy(e *env, args []string) error {
 	if (*dbPath == "") != (*dbKey == "") {
 		return usagef("an embedded ledger needs its signing key", "--db and --db-key go together")
 	}
-	up, err := url.Parse(*upstream)
-	if err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
+	var up *url.URL
+	var err error
+	if *outbound {
+		if *upstream != "" || *mcpMode {
+			return usagef("the outbound proxy forwards to the URLs the agent calls", "--outbound takes no --upstream or --mcp")
+		}
+		if *witArg == "" || len(peerArgs) == 0 {
+			return usagef("example: agentctx proxy --outbound --id spiffe://example.com/agent/a --key a.jwk --wit @a.wit --trust trust.json --peer 127.0.0.1:8081=spiffe://example.com/tool/b",
+				"--outbound needs the agent's --wit and at least one --peer HOST=ID")
+		}
+	} else if up, err = url.Parse(*upstream); err != nil || (up.Scheme != "http" && up.Scheme != "https") || up.Host == "" {
 		return usagef("example: --upstream http://127.0.0.1:9000", "--upstream must be an http or https base URL")
 	}
 	if *id == "" {
-		return usagef("", "--id is required: the proxy's identity")
+		return usagef("", "--id is required: the proxy's identity (outbound: the agent's)")
 	}
 	pol, err := transport.ParsePolicy(*policyFlag)
 	if err != nil {
@@ -429,15 +444,44 @@ func cmdProxy(e *env, args []string) error {
 			defer ms.Close()
 		}
 	}
-	h, err := proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
-		Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID},
-		Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout, MCP: *mcpMode})
+	var h http.Handler
+	if *outbound {
+		peers := map[string]string{}
+		for _, p := range peerArgs {
+			host, pid, ok := strings.Cut(p, "=")
+			if !ok || host == "" || pid == "" {
+				ln.Close()
+				return usagef("give HOST=ID, e.g. --peer 127.0.0.1:8081=spiffe://example.com/tool/b", "--peer %s is not HOST=ID", describeArg(p))
+			}
+			peers[host] = pid
+		}
+		mandate := ""
+		if *mandateArg != "" {
+			if mandate, err = readToken(e, "mandate", *mandateArg); err != nil {
+				ln.Close()
+				return err
+			}
+		}
+		if *wid == "" {
+			*wid = ect.NewID() // one workflow for this agent's run
+		}
+		h, err = proxy.NewOutbound(proxy.OutboundConfig{Client: transport.ClientConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now, Proof: proofKind},
+			Peers: peers, Routes: routes, WorkflowID: *wid, Mandate: mandate, Sink: sink, LedgerID: *ledgerID, Log: log})
+	} else {
+		h, err = proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
+			Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID},
+			Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout, MCP: *mcpMode})
+	}
 	if err != nil {
 		ln.Close()
 		return usagef("", "%v", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
-	fmt.Fprintf(e.stdout, "agentctx: proxy %s listening at http://%s (public %s) in front of %s\n", *id, ln.Addr(), pu, up)
+	if *outbound {
+		fmt.Fprintf(e.stdout, "agentctx: outbound proxy %s listening at http://%s (HTTP_PROXY=http://%[2]s, or http://%[2]s/<http|https>/<host>/<path>) workflow %s\n", *id, ln.Addr(), *wid)
+	} else {
+		fmt.Fprintf(e.stdout, "agentctx: proxy %s listening at http://%s (public %s) in front of %s\n", *id, ln.Addr(), pu, up)
+	}
 	if f, ok := e.stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
