@@ -15,6 +15,7 @@ import (
 	"github.com/agentctx/agentctx/ect"
 	"github.com/agentctx/agentctx/proxy"
 	"github.com/agentctx/agentctx/transport"
+	"github.com/agentctx/agentctx/transport/mcp"
 	"github.com/agentctx/agentctx/trust"
 )
 
@@ -154,7 +155,7 @@ func TestMCPMeta(t *testing.T) {
 		if tok, err = ect.Create(clientKey, claims, now); err != nil {
 			t.Fatal(err)
 		}
-		body := mcpReq("tools/call", "search", 3, fmt.Sprintf(`,"_meta":{%q:[%q]}`, proxy.MetaExecutionContext, tok))
+		body := mcpReq("tools/call", "search", 3, fmt.Sprintf(`,"_meta":{%q:[%q]}`, mcp.MetaExecutionContext, tok))
 		req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		if inHeader {
@@ -167,7 +168,7 @@ func TestMCPMeta(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		ret := resp.Header.Get("Execution-Context")
-		if resp.StatusCode != 200 || ret == "" || !strings.Contains(string(b), `"_meta":{"`+proxy.MetaExecutionContext+`":["`+ret+`"]}`) {
+		if resp.StatusCode != 200 || ret == "" || !strings.Contains(string(b), `"_meta":{"`+mcp.MetaExecutionContext+`":["`+ret+`"]}`) {
 			t.Fatalf("BND-6: tokens in _meta (in the header too: %v): %d %s", inHeader, resp.StatusCode, b)
 		}
 		v, _ := ect.NewVerifier(ect.Config{Trust: ts, Audience: clientID, Clock: func() time.Time { return now }})
@@ -178,7 +179,7 @@ func TestMCPMeta(t *testing.T) {
 	}
 	// The header and _meta disagreeing is refused.
 	other, _ := ect.Create(clientKey, &ect.Claims{Issuer: clientID, Audience: []string{proxyID}, ExecAct: "ask"}, now)
-	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(mcpReq("tools/call", "search", 4, fmt.Sprintf(`,"_meta":{%q:[%q]}`, proxy.MetaExecutionContext, tok))))
+	req, _ := http.NewRequest("POST", base+"/mcp", strings.NewReader(mcpReq("tools/call", "search", 4, fmt.Sprintf(`,"_meta":{%q:[%q]}`, mcp.MetaExecutionContext, tok))))
 	req.Header.Set("Execution-Context", other)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 400 {
 		t.Fatalf("BND-6: header and _meta differ: %v %d", err, resp.StatusCode)
@@ -249,9 +250,9 @@ func TestMCPMandate(t *testing.T) {
 		t.Fatalf("BND-6: a tool outside the mandate: %d %s", resp.StatusCode, b)
 	}
 	// The mandate in params._meta: the record comes back in the result's _meta.
-	resp, b = send(mcpReq("tools/call", "search", 4, fmt.Sprintf(`,"_meta":{%q:"MANDATE"}`, proxy.MetaACTMandate)), false)
+	resp, b = send(mcpReq("tools/call", "search", 4, fmt.Sprintf(`,"_meta":{%q:"MANDATE"}`, mcp.MetaACTMandate)), false)
 	rec = resp.Header.Get("ACT-Record")
-	if resp.StatusCode != 200 || rec == "" || !strings.Contains(string(b), `"`+proxy.MetaACTRecord+`":"`+rec+`"`) {
+	if resp.StatusCode != 200 || rec == "" || !strings.Contains(string(b), `"`+mcp.MetaACTRecord+`":"`+rec+`"`) {
 		t.Fatalf("BND-6: the record in _meta: %d %s", resp.StatusCode, b)
 	}
 }

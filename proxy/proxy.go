@@ -23,6 +23,7 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/transport"
+	"github.com/agentctx/agentctx/transport/mcp"
 )
 
 // Defaults.
@@ -95,11 +96,7 @@ func New(cfg Config) (http.Handler, error) {
 	public := strings.TrimSuffix(cfg.PublicURL.String(), "/")
 	cfg.Audience = func(r *http.Request) string { return public + r.URL.EscapedPath() }
 	routes := cfg.Routes
-	mcp := cfg.MCP
 	cfg.Action = func(r *http.Request) string {
-		if c := mcpOf(r.Context()); mcp && c.isToolCall() {
-			return "mcp." + c.tool // SPEC: BND-5 the ACT capability form
-		}
 		for _, rt := range routes {
 			if rt.match(r) {
 				return rt.Action
@@ -107,13 +104,7 @@ func New(cfg Config) (http.Handler, error) {
 		}
 		return r.Method + " " + r.URL.Path
 	}
-	if cfg.MCP {
-		cfg.PolicyFor = mcpPolicy(cfg.Policy)
-	}
-	mw, err := transport.NewMiddleware(cfg.ServerConfig)
-	if err != nil {
-		return nil, err
-	}
+
 	base := cfg.Client
 	if base == nil {
 		base = &http.Transport{
@@ -144,7 +135,7 @@ func New(cfg Config) (http.Handler, error) {
 				pr.Out.Header.Set("Execution-Context-Verified", val)
 			}
 		},
-		Transport: &buffering{base: base, max: maxBody, timeout: cfg.UpstreamTimeout, mcp: cfg.MCP},
+		Transport: &buffering{base: base, max: maxBody, timeout: cfg.UpstreamTimeout},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			// SPEC: issue 10, no ECT for work that did not happen.
 			transport.SkipTask(r.Context())
@@ -157,7 +148,16 @@ func New(cfg Config) (http.Handler, error) {
 		},
 	}
 	if cfg.MCP {
-		return &mcpFront{next: mw.Wrap(&mcpInner{next: rp}), maxBody: maxBody}, nil
+		// SPEC: BND-5, BND-6 the MCP binding in front of the reverse proxy.
+		h, err := mcp.NewHandler(cfg.ServerConfig, rp)
+		if err != nil {
+			return nil, err
+		}
+		return h, nil
+	}
+	mw, err := transport.NewMiddleware(cfg.ServerConfig)
+	if err != nil {
+		return nil, err
 	}
 	return mw.Wrap(rp), nil
 }
@@ -169,7 +169,6 @@ type buffering struct {
 	base    http.RoundTripper
 	max     int64
 	timeout time.Duration
-	mcp     bool
 }
 
 func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -186,9 +185,6 @@ func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	if int64(len(body)) > b.max {
 		return nil, fmt.Errorf("the upstream response is over %d bytes", b.max)
-	}
-	if b.mcp {
-		mcpOutputHash(r.Context(), resp, transport.FromContext(r.Context()).Body, body)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(body))
 	resp.ContentLength = int64(len(body))

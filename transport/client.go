@@ -74,6 +74,12 @@ type Result struct {
 
 type callKey struct{}
 
+// CallOf returns the call ctx carries (WithCall), nil when none.
+func CallOf(ctx context.Context) *Call {
+	c, _ := ctx.Value(callKey{}).(*Call)
+	return c
+}
+
 // WithCall returns ctx carrying the task of the call.
 func WithCall(ctx context.Context, c *Call) context.Context {
 	return context.WithValue(ctx, callKey{}, c)

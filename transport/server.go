@@ -123,6 +123,29 @@ func FromContext(ctx context.Context) *Verified {
 	return v
 }
 
+// NewContext returns ctx carrying v, for a binding that hands a request
+// the middleware verified to code running under another context (the MCP
+// SDK's tool handlers, which FromContext then serves).
+func NewContext(ctx context.Context, v *Verified) context.Context {
+	return context.WithValue(ctx, ctxKey{}, v)
+}
+
+// TaskOf returns a copy of the task set on ctx's request (SetTask), nil
+// when none was.
+func TaskOf(ctx context.Context) *Task {
+	v := FromContext(ctx)
+	if v == nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.task == nil {
+		return nil
+	}
+	t := *v.task
+	return &t
+}
+
 // SetTask tells the middleware what task the handler performed.
 func SetTask(ctx context.Context, t Task) {
 	if v := FromContext(ctx); v != nil {

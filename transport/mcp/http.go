@@ -1,8 +1,9 @@
-package proxy
+package mcp
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,15 +16,6 @@ import (
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/transport"
 )
-
-// MCP (BND-5, BND-6): in MCP mode the proxy reads each JSON-RPC request
-// POSTed to the upstream's MCP endpoint. A tools/call gets the exec_act
-// mcp.<tool>, its inp_hash over the exact request bytes (the middleware's)
-// and its out_hash over the exact JSON-RPC response message for its id,
-// also when that message arrives inside an SSE stream. Other methods
-// (initialize, server/discover, tools/list, notifications, the GET and
-// DELETE of a session) pass without a record, verified if they carry
-// tokens.
 
 // Keys of params._meta under which MCP clients without HTTP headers carry
 // their tokens (BND-6), and under which the proxy returns the ECT of the
@@ -114,17 +106,18 @@ func parseMCP(body []byte) (*mcpCall, error) {
 	return c, nil
 }
 
-// mcpFront runs before the middleware: it reads the JSON-RPC request,
+// front runs before the middleware: it reads the JSON-RPC request,
 // checks the MCP headers against it, moves tokens from params._meta into
 // the HTTP fields the middleware verifies (the same token in both places
 // is checked once), and after the middleware answered returns the call's
 // ECT in the result's _meta when the client sent its tokens there.
-type mcpFront struct {
+type front struct {
 	next    http.Handler
 	maxBody int64
 }
 
-func (f *mcpFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r.Header.Del(headerRef) // only inner sets it
 	if r.Method != http.MethodPost {
 		f.next.ServeHTTP(w, r)
 		return
@@ -229,41 +222,55 @@ func (c *capture) Header() http.Header         { return c.header }
 func (c *capture) WriteHeader(s int)           { c.status = s }
 func (c *capture) Write(b []byte) (int, error) { return c.body.Write(b) }
 
-// mcpInner runs inside the middleware, before the reverse proxy: a
-// tools/call is the task mcp.<tool>; anything else is no task.
-type mcpInner struct{ next http.Handler }
-
-func (m *mcpInner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	call := mcpOf(r.Context())
-	if !call.isToolCall() {
-		transport.SkipTask(r.Context())
-	} else {
-		transport.SetTask(r.Context(), transport.Task{ExecAct: "mcp." + call.tool})
-	}
-	m.next.ServeHTTP(w, r)
+// inner runs inside the middleware, before the MCP server: a tools/call
+// is the task mcp.<tool>, its out_hash over the response message for its
+// id and its failure read from it; anything else is no task. The verified
+// request is registered under a one-time reference for the Go SDK's
+// middleware (Handler.ServerMiddleware), which hands it to the tool
+// handler's context.
+type inner struct {
+	h    *Handler
+	next http.Handler
 }
 
-// mcpPolicy keeps the configured policy for tools/call and relaxes it to
+func (m *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	call := mcpOf(ctx)
+	if !call.isToolCall() {
+		transport.SkipTask(ctx)
+		m.next.ServeHTTP(w, r)
+		return
+	}
+	if v := transport.FromContext(ctx); v != nil {
+		ref := rand.Text()
+		m.h.refs.Store(ref, v)
+		defer m.h.refs.Delete(ref)
+		r.Header.Set(headerRef, ref)
+	}
+	rec := &capture{header: w.Header(), status: http.StatusOK}
+	m.next.ServeHTTP(rec, r)
+	msg := transport.MCPResponseMessage(rec.header.Get("Content-Type"), rec.body.Bytes(), transport.FromContext(ctx).Body)
+	t := transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg), Failed: toolFailure(msg)}
+	if prev := transport.TaskOf(ctx); prev != nil { // the tool handler may have set its own
+		t.Pred, t.Ext = prev.Pred, prev.Ext
+		if prev.Failed != "" {
+			t.Failed = prev.Failed
+		}
+	}
+	transport.SetTask(ctx, t)
+	w.WriteHeader(rec.status)
+	w.Write(rec.body.Bytes())
+}
+
+// policy keeps the configured policy for tools/call and relaxes it to
 // verify-if-present for the rest (BND-6: they pass without a record).
-func mcpPolicy(p transport.Policy) func(*http.Request) transport.Policy {
+func policy(p transport.Policy) func(*http.Request) transport.Policy {
 	return func(r *http.Request) transport.Policy {
 		if mcpOf(r.Context()).isToolCall() || p != transport.Require {
 			return p
 		}
 		return transport.VerifyIfPresent
 	}
-}
-
-// mcpOutputHash sets the call's out_hash to the hash of the JSON-RPC
-// response message for its id (BND-5): the whole body for a JSON reply,
-// the data of the matching event for an SSE reply.
-func mcpOutputHash(ctx context.Context, resp *http.Response, request, body []byte) {
-	call := mcpOf(ctx)
-	if !call.isToolCall() {
-		return
-	}
-	msg := transport.MCPResponseMessage(resp.Header.Get("Content-Type"), body, request)
-	transport.SetTask(ctx, transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg), Failed: toolFailure(msg)})
 }
 
 // toolFailure returns the error code of a failed tool call (an ACT record
