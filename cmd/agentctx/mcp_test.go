@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -17,47 +15,12 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/internal/mcptest"
 	"github.com/agentctx/agentctx/ledger"
 	"github.com/agentctx/agentctx/ledger/sqlite"
 	"github.com/agentctx/agentctx/transport"
 	"github.com/agentctx/agentctx/trust"
 )
-
-// referenceMCP starts the reference MCP server from npm
-// (@modelcontextprotocol/server-everything, Streamable HTTP) on a free
-// port of 127.0.0.1 and returns its base URL. Without Node.js or the npm
-// install (.ci/run does it) the test skips, unless CI=true, where it fails.
-func referenceMCP(t *testing.T) string {
-	t.Helper()
-	wd, _ := os.Getwd()
-	dir := filepath.Join(wd, "..", "..", "testdata", "mcp")
-	entry := filepath.Join(dir, "node_modules", "@modelcontextprotocol", "server-everything", "dist", "index.js")
-	node, err := exec.LookPath("node")
-	if _, serr := os.Stat(entry); err != nil || serr != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("BND-7: the reference MCP server is not installed under CI (npm ci --prefix testdata/mcp): %v %v", err, serr)
-		}
-		t.Skip("BND-7: Node.js or the reference MCP server is missing (npm ci --prefix testdata/mcp)")
-	}
-	port := freePort(t)
-	cmd := exec.Command(node, "-r", filepath.Join(dir, "bind-localhost.cjs"), entry, "streamableHttp")
-	cmd.Env = append(os.Environ(), "PORT="+port)
-	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	base := "http://127.0.0.1:" + port
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if resp, err := http.Get(base + "/mcp"); err == nil {
-			resp.Body.Close()
-			return base
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the reference MCP server did not start")
-		}
-	}
-}
 
 // TestMCPReferenceServer (BND-5, BND-6, BND-3) puts agentctx proxy --mcp in
 // front of the reference MCP server from npm: an MCP session (initialize,
@@ -67,7 +30,7 @@ func referenceMCP(t *testing.T) string {
 // bytes, out_hash of the exact JSON-RPC response message inside the SSE
 // stream), and every call is in the ledger with those hashes.
 func TestMCPReferenceServer(t *testing.T) {
-	upstream := referenceMCP(t)
+	upstream := mcptest.Reference(t)
 	dir := t.TempDir()
 	must := mustCLI(t, dir)
 	must("keygen", "--alg", "EdDSA", "--kid", "p1", "--out", "p.jwk", "--pub-out", "p.pub")

@@ -197,7 +197,7 @@ async function workflowPage(wid, force = false) {
       el('title', { text: `${act} — ${lead.iss} — ${LABELS[status] || status}` }), shape,
       ICONS[status] ? el('path', { class: 'icon', d: ICONS[status], transform: `translate(${p.x + W - 20},${p.y + 6})` }) : null,
       el('text', { x: p.x + 10, y: p.y + 18, text: clip(act, 18) }),
-      el('text', { x: p.x + 10, y: p.y + 34, text: clip(status + ' · ' + shortIss(lead.iss), 24) }));
+      el('text', { x: p.x + 10, y: p.y + 34, text: clip(status + ' · ' + shortIss(lead.iss), 22) }));
     node.addEventListener('click', () => showDetails(t));
     node.addEventListener('keydown', ev => navigate(ev, jti, t, L, focusables));
     world.append(node);
