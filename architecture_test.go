@@ -44,6 +44,12 @@ func TestArchitecture(t *testing.T) {
 			if p == "unsafe" {
 				t.Errorf("%s imports unsafe", path)
 			}
+			// Only internal/telemetry touches the OpenTelemetry SDK and exporters
+			// (the API, trace and attribute, is the seam the packages take).
+			if (strings.HasPrefix(p, "go.opentelemetry.io/otel/sdk") || strings.HasPrefix(p, "go.opentelemetry.io/otel/exporters")) &&
+				filepath.ToSlash(filepath.Dir(path)) != "internal/telemetry" {
+				t.Errorf("%s imports %s: tracing goes through internal/telemetry", path, p)
+			}
 			if p == "encoding/json" {
 				jsonName = "json"
 				if imp.Name != nil {

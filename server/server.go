@@ -13,6 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentctx/agentctx/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"mime"
@@ -64,6 +67,8 @@ type Config struct {
 	MaxTokens   int
 	MaxToken    int
 	MaxInFlight int
+	// TracerProvider records a span per append request (BND-9); nil: off.
+	TracerProvider trace.TracerProvider
 	// Witnesses are asked to cosign each new checkpoint (C2SP
 	// tlog-witness), in the background; their cosignatures are stored
 	// with the checkpoint and published with it.
@@ -87,6 +92,7 @@ type Server struct {
 	mux      *http.ServeMux
 	index    []byte // the page's index.html with its settings
 	wit      *witnessing
+	tr       *telemetry.Tracer
 }
 
 // New returns the service over cfg.Ledger.
@@ -128,7 +134,7 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, l: cfg.Ledger, metrics: newMetrics(), index: index}
+	s := &Server{cfg: cfg, l: cfg.Ledger, metrics: newMetrics(), index: index, tr: telemetry.New(cfg.TracerProvider)}
 	s.b = newBatcher(cfg.Ledger, cfg.BatchWindow, cfg.BatchMax, s.metrics.batch)
 	s.metrics.inflight = s.inflight.Load
 	s.metrics.size = cfg.Ledger.Size
@@ -458,6 +464,9 @@ func (s *Server) postEntries(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	logTokens(w, inputs, results)
+	if s.tr.Enabled() {
+		s.traceAppend(r, inputs, results)
+	}
 	if single {
 		res := results[0]
 		if !res.OK {
@@ -494,4 +503,20 @@ func uintParam(r *http.Request, name string, def uint64) (uint64, error) {
 		return 0, badRequest("%s must be a non-negative integer", name)
 	}
 	return n, nil
+}
+
+// traceAppend records the span of an append request (BND-9): the number of
+// tokens, and for one token its jti, kind and result code.
+func (s *Server) traceAppend(r *http.Request, inputs []ledger.Input, results []result) {
+	_, sp := s.tr.Start(r.Context(), "agentctx.append", nil, attribute.Int("agentctx.tokens", len(inputs)))
+	res := "ok"
+	for i, x := range results {
+		if !x.OK {
+			res = string(x.Code)
+		}
+		if len(results) == 1 {
+			sp.Set(telemetry.JTI.String(ledger.JTIOf(inputs[i].Token)), telemetry.Kind.String(ledger.KindOf(inputs[i].Token)))
+		}
+	}
+	sp.End(res)
 }

@@ -3,8 +3,12 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/agentctx/agentctx/internal/telemetry"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"net/http"
@@ -77,6 +81,12 @@ type ServerConfig struct {
 	// Log receives one line per refused request (codes, jti and token
 	// hashes only); nil: slog's default.
 	Log *slog.Logger
+	// TracerProvider records a span per request and per verification
+	// (BND-9); nil: tracing is off, at no cost.
+	TracerProvider trace.TracerProvider
+	// TraceClaim puts the request span's traceparent into the signed ECT's
+	// ect_ext.traceparent (BND-10), when tracing is on.
+	TraceClaim bool
 }
 
 // Verified is what the middleware verified about a request, handed to the
@@ -171,6 +181,7 @@ type Middleware struct {
 	wits *wimse.Validator
 	ectV *ect.Verifier // evidence of inline predecessors and ECTs without a WIT
 	actV *act.Verifier
+	tr   *telemetry.Tracer
 }
 
 // ErrConfig is wrapped by every configuration error of NewMiddleware.
@@ -212,6 +223,7 @@ func NewMiddleware(cfg ServerConfig) (*Middleware, error) {
 		cfg.Action = func(r *http.Request) string { return r.Method + " " + r.URL.Path }
 	}
 	m := &Middleware{cfg: cfg}
+	m.tr = telemetry.New(cfg.TracerProvider)
 	var err error
 	if m.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock, Replay: cfg.Nonces, KnownOther: cfg.KnownOther, Legacy: cfg.Legacy}); err != nil {
 		return nil, err
@@ -228,11 +240,27 @@ func NewMiddleware(cfg ServerConfig) (*Middleware, error) {
 // Wrap returns next behind the middleware.
 func (m *Middleware) Wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := m.verify(r)
+		var sp telemetry.Span
+		if m.tr.Enabled() {
+			// SPEC: BND-9 a span per request, under the caller's traceparent; it never touches verification.
+			in := telemetry.Incoming(r.Header)
+			ctx := r.Context()
+			if in.IsValid() {
+				ctx = trace.ContextWithRemoteSpanContext(ctx, in)
+			}
+			ctx, sp = m.tr.Start(ctx, "agentctx.request", []trace.SpanContext{in}, attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path))
+			r = r.WithContext(ctx)
+		}
+		v, err := m.traceVerify(r)
 		if err != nil {
 			m.cfg.Log.Info("request refused", "method", r.Method, "path", r.URL.Path, "code", agentctx.CodeOf(err), "rule", ruleOf(err))
+			sp.End(string(agentctx.CodeOf(err)))
 			WriteProblem(w, err)
 			return
+		}
+		if m.tr.Enabled() {
+			sp.Set(m.spanAttrs(r, v)...)
+			defer sp.End("ok")
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
 		rec := &recorder{header: http.Header{}, status: http.StatusOK, max: m.cfg.MaxBody}
@@ -243,6 +271,64 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 		}
 		m.respond(w, r, v, rec)
 	})
+}
+
+// traceVerify is verify inside a span of its own when tracing is on.
+func (m *Middleware) traceVerify(r *http.Request) (*Verified, error) {
+	if !m.tr.Enabled() {
+		return m.verify(r)
+	}
+	_, sp := m.tr.Start(r.Context(), "agentctx.verify", nil)
+	v, err := m.verify(r)
+	if err != nil {
+		sp.End(string(agentctx.CodeOf(err)))
+		return nil, err
+	}
+	if v.ECT != nil {
+		sp.Set(telemetry.JTI.String(v.ECT.Claims.ID), telemetry.Kind.String("ect"))
+	}
+	sp.End("ok")
+	return v, nil
+}
+
+// spanAttrs are the request span's attributes and links after
+// verification: the caller's task, its workflow, the action; links to the
+// spans of its predecessors whose ECTs carry a traceparent (BND-10).
+func (m *Middleware) spanAttrs(r *http.Request, v *Verified) []attribute.KeyValue {
+	attrs := []attribute.KeyValue{telemetry.ExecAct.String(m.cfg.Action(r))}
+	if v.ECT != nil {
+		attrs = append(attrs, telemetry.JTI.String(v.ECT.Claims.ID), telemetry.Kind.String("ect"))
+		if v.ECT.Claims.WorkflowID != "" {
+			attrs = append(attrs, telemetry.WID.String(v.ECT.Claims.WorkflowID))
+		}
+		s := trace.SpanFromContext(r.Context())
+		for _, e := range append([]*ect.Result{v.ECT}, v.Preds...) {
+			if tp := traceparentOf(e.Claims.Ext); tp != "" {
+				h := http.Header{"Traceparent": []string{tp}}
+				if sc := telemetry.Incoming(h); sc.IsValid() {
+					s.AddLink(trace.Link{SpanContext: sc})
+				}
+			}
+		}
+	}
+	if v.Mandate != nil {
+		attrs = append(attrs, telemetry.Kind.String("act-mandate"))
+	}
+	return attrs
+}
+
+// traceparentOf reads ect_ext.traceparent (BND-10), "" when absent.
+func traceparentOf(ext []byte) string {
+	if len(ext) == 0 {
+		return ""
+	}
+	var e struct {
+		Traceparent string `json:"traceparent"`
+	}
+	if json.Unmarshal(ext, &e) != nil {
+		return ""
+	}
+	return e.Traceparent
 }
 
 func ruleOf(err error) string {
@@ -679,6 +765,12 @@ func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body 
 		}
 		c.Ext = task.Ext
 	}
+	if cfg.TraceClaim && m.tr.Enabled() {
+		// SPEC: BND-10 the request span's traceparent in ect_ext.
+		if tp := telemetry.Traceparent(r.Context()); tp != "" {
+			c.Ext = withTraceparent(c.Ext, tp)
+		}
+	}
 	if cfg.LedgerID != "" && !slices.Contains(c.Audience, cfg.LedgerID) {
 		c.Audience = append(c.Audience, cfg.LedgerID)
 	}
@@ -688,4 +780,15 @@ func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body 
 		c.OutputHash = task.OutputHash
 	}
 	return ect.Create(cfg.Key, c, cfg.Clock())
+}
+
+// withTraceparent returns the ect_ext object ext with traceparent set.
+func withTraceparent(ext []byte, tp string) []byte {
+	m := map[string]json.RawMessage{}
+	if len(ext) > 0 && json.Unmarshal(ext, &m) != nil {
+		return ext // not an object: left as the handler gave it
+	}
+	m["traceparent"], _ = json.Marshal(tp)
+	b, _ := json.Marshal(m)
+	return b
 }

@@ -20,6 +20,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/agentctx/agentctx/internal/telemetry"
 	"github.com/agentctx/agentctx/server"
 )
 
@@ -157,13 +158,19 @@ func cmdServe(e *env, args []string) error {
 		return err
 	}
 	ctx := context.Background()
+	// SPEC: BND-9 spans only when an OTLP endpoint is configured.
+	tp, shutdown, err := telemetry.FromEnv(ctx, "agentctx-serve")
+	if err != nil {
+		return usagef("check the OTEL_EXPORTER_OTLP_* variables", "tracing: %v", err)
+	}
+	defer shutdown(context.Background())
 	l, store, err := openLedger(ctx, e, &f, true, true)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	srv, err := server.New(server.Config{Ledger: l, ReadTokens: tokens, ClientCerts: *clientCA != "", BatchWindow: *batchWindow, BatchMax: *batchMax,
-		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, PageMaxNodes: *pageMaxNodes, Witnesses: peers, Log: log})
+		MaxBody: *maxBody, MaxTokens: *maxTokens, MaxToken: *maxToken, MaxInFlight: *maxInFlight, PageMaxNodes: *pageMaxNodes, Witnesses: peers, TracerProvider: tp, Log: log})
 	if err != nil {
 		return usagef("", "%v", err)
 	}

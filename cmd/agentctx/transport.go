@@ -21,6 +21,7 @@ import (
 
 	"github.com/agentctx/agentctx"
 	"github.com/agentctx/agentctx/ect"
+	"github.com/agentctx/agentctx/internal/telemetry"
 	"github.com/agentctx/agentctx/proxy"
 	"github.com/agentctx/agentctx/transport"
 	"github.com/agentctx/agentctx/trust"
@@ -310,6 +311,7 @@ func cmdProxy(e *env, args []string) error {
 	fs.Var(&peerArgs, "peer", "outbound: HOST=ID, the identity of the server at HOST (the aud of the agent's ECT); repeatable")
 	wid := fs.String("wid", "", "outbound: the agent's workflow id (default: a new one)")
 	mandateArg := fs.String("mandate", "", "outbound: the ACT-Mandate chain sent with every call (token, @FILE or -)")
+	traceClaim := fs.Bool("trace-claim", false, "put the request span's traceparent into the ECTs the proxy signs (ect_ext.traceparent; tracing needs OTEL_EXPORTER_OTLP_ENDPOINT)")
 	mcpMode := fs.Bool("mcp", false, "the upstream is an MCP server (Streamable HTTP): tools/call is the task mcp.<tool>, other methods pass without a record")
 	ledgerURL := fs.String("ledger", "", "the audit service (agentctx serve) every signed token is appended to, through the spool")
 	ledgerID := fs.String("ledger-id", "", "the audit ledger's ID, added to the aud of the signed ECTs (default: asked from --ledger at start)")
@@ -395,6 +397,13 @@ func cmdProxy(e *env, args []string) error {
 		return usagef("", "--public-url must be a base URL")
 	}
 	log := slog.New(slog.NewJSONHandler(e.stderr, nil))
+	// SPEC: BND-9 spans only when an OTLP endpoint is configured.
+	tp, shutdown, err := telemetry.FromEnv(context.Background(), "agentctx-proxy")
+	if err != nil {
+		ln.Close()
+		return usagef("check the OTEL_EXPORTER_OTLP_* variables", "tracing: %v", err)
+	}
+	defer shutdown(context.Background())
 	// SPEC: BND-3 every signed token goes to the spool, then to the ledger.
 	var sender proxy.Sender
 	switch {
@@ -469,7 +478,8 @@ func cmdProxy(e *env, args []string) error {
 			Peers: peers, Routes: routes, WorkflowID: *wid, Mandate: mandate, Sink: sink, LedgerID: *ledgerID, Log: log})
 	} else {
 		h, err = proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
-			Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID},
+			Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID,
+			TracerProvider: tp, TraceClaim: *traceClaim},
 			Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout, MCP: *mcpMode})
 	}
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/agentctx/agentctx"
+	"github.com/agentctx/agentctx/internal/telemetry"
 	"github.com/agentctx/agentctx/transport"
 )
 
@@ -247,10 +248,24 @@ func (m *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer m.h.refs.Delete(ref)
 		r.Header.Set(headerRef, ref)
 	}
+	var sp telemetry.Span
+	if m.h.tr.Enabled() {
+		// SPEC: BND-9 a span per tool call.
+		var tctx context.Context
+		tctx, sp = m.h.tr.Start(ctx, "agentctx.tool_call", nil, telemetry.ExecAct.String("mcp."+call.tool))
+		r = r.WithContext(tctx)
+	}
 	rec := &capture{header: w.Header(), status: http.StatusOK}
 	m.next.ServeHTTP(rec, r)
 	msg := transport.MCPResponseMessage(rec.header.Get("Content-Type"), rec.body.Bytes(), transport.FromContext(ctx).Body)
 	t := transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg), Failed: toolFailure(msg)}
+	if m.h.tr.Enabled() {
+		res := "ok"
+		if t.Failed != "" {
+			res = t.Failed
+		}
+		sp.End(res)
+	}
 	if prev := transport.TaskOf(ctx); prev != nil { // the tool handler may have set its own
 		t.Pred, t.Ext = prev.Pred, prev.Ext
 		if prev.Failed != "" {

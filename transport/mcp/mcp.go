@@ -19,6 +19,7 @@ import (
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/agentctx/agentctx/internal/telemetry"
 	"github.com/agentctx/agentctx/transport"
 )
 
@@ -32,6 +33,7 @@ const headerRef = "Agentctx-Verified-Ref"
 type Handler struct {
 	h    http.Handler
 	refs sync.Map // reference -> *transport.Verified, for the requests in flight
+	tr   *telemetry.Tracer
 }
 
 // NewHandler returns next (an MCP server's Streamable HTTP handler) behind
@@ -40,7 +42,7 @@ type Handler struct {
 // capabilities), its ECT or ACT record signed into the response; other
 // methods verified only if they carry tokens, without a record.
 func NewHandler(cfg transport.ServerConfig, next http.Handler) (*Handler, error) {
-	h := &Handler{}
+	h := &Handler{tr: telemetry.New(cfg.TracerProvider)}
 	cfg.PolicyFor = policy(cfg.Policy)
 	prev := cfg.Action
 	cfg.Action = func(r *http.Request) string {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/agentctx/agentctx/internal/testkeys"
 	"github.com/agentctx/agentctx/transport"
@@ -55,8 +57,10 @@ func TestGoSDK(t *testing.T) {
 		return &sdk.CallToolResult{Content: []sdk.Content{&sdk.TextContent{Text: "found " + in.Query + " for " + v.ECT.Claims.ID}}}, nil, nil
 	})
 	var base string
+	exp := tracetest.NewInMemoryExporter()
 	h, err := mcp.NewHandler(transport.ServerConfig{ID: serverID, Key: serverKey, Trust: ts, WITTrust: ts, Clock: clock,
-		Audience: func(r *http.Request) string { return base + r.URL.Path }, Log: slog.New(slog.DiscardHandler)},
+		Audience: func(r *http.Request) string { return base + r.URL.Path }, Log: slog.New(slog.DiscardHandler),
+		TracerProvider: sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))},
 		sdk.NewStreamableHTTPHandler(func(*http.Request) *sdk.Server { return server }, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -96,6 +100,21 @@ func TestGoSDK(t *testing.T) {
 	if r == nil || r.Claims.ExecAct != "mcp.search" || r.Claims.Issuer != serverID || r.Claims.Pred[0] != res.Claims.ID {
 		t.Fatalf("BND-7: the call's ECT: %+v", r)
 	}
+	// BND-9: a span for the tool call, inside the request's span.
+	var tool, request *tracetest.SpanStub
+	spans := exp.GetSpans()
+	for i, sp := range spans {
+		switch {
+		case sp.Name == "agentctx.tool_call":
+			tool = &spans[i]
+		case sp.Name == "agentctx.request" && hasAttr(sp, "agentctx.jti", res.Claims.ID):
+			request = &spans[i]
+		}
+	}
+	if tool == nil || !hasAttr(*tool, "agentctx.exec_act", "mcp.search") || !hasAttr(*tool, "agentctx.result", "ok") || request == nil ||
+		tool.Parent.TraceID() != request.SpanContext.TraceID() {
+		t.Fatalf("BND-9: the tool call's span %+v", tool)
+	}
 	// Without the caller's tokens a tools/call is refused.
 	plain := sdk.NewClient(&sdk.Implementation{Name: "anon", Version: "1"}, nil)
 	ps, err := plain.Connect(ctx, &sdk.StreamableClientTransport{Endpoint: srv.URL + "/mcp", DisableStandaloneSSE: true}, nil)
@@ -106,4 +125,13 @@ func TestGoSDK(t *testing.T) {
 	if _, err := ps.CallTool(ctx, &sdk.CallToolParams{Name: "search", Arguments: map[string]any{"query": "x"}}); err == nil {
 		t.Fatal("BND-7: a tools/call without credentials went through")
 	}
+}
+
+func hasAttr(s tracetest.SpanStub, key, val string) bool {
+	for _, a := range s.Attributes {
+		if string(a.Key) == key && a.Value.Emit() == val {
+			return true
+		}
+	}
+	return false
 }
