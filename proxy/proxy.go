@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -172,12 +173,24 @@ type buffering struct {
 }
 
 func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
-	ctx, cancel := context.WithTimeout(r.Context(), b.timeout)
-	defer cancel()
+	ctx, cancel := context.WithCancel(r.Context())
+	timer := time.AfterFunc(b.timeout, cancel)
 	resp, err := b.base.RoundTrip(r.WithContext(ctx))
 	if err != nil {
+		timer.Stop()
+		cancel()
 		return nil, err
 	}
+	// SPEC: BND-1 an event stream, a chunked body or one over the cap passes
+	// through as it comes (the middleware hashes it as it passes and puts the
+	// token in a trailer); the exchange timeout then covers only the headers.
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if ct == "text/event-stream" || resp.ContentLength < 0 || resp.ContentLength > b.max {
+		timer.Stop()
+		resp.Body = &cancelOnClose{ReadCloser: resp.Body, cancel: cancel}
+		return resp, nil
+	}
+	defer func() { timer.Stop(); cancel() }()
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, b.max+1))
 	if err != nil {
@@ -190,4 +203,16 @@ func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
 	resp.ContentLength = int64(len(body))
 	resp.Header.Del("Content-Length")
 	return resp, nil
+}
+
+// cancelOnClose ends a streamed exchange's context with its body.
+type cancelOnClose struct {
+	io.ReadCloser
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel()
+	return err
 }

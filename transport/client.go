@@ -239,6 +239,9 @@ func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Re
 	}
 	f := resp.Header.Get(HeaderExecutionContext)
 	if f == "" {
+		f = resp.Trailer.Get(HeaderExecutionContext) // a streamed response (BND-1)
+	}
+	if f == "" {
 		return agentctx.Errorf(agentctx.CodeMissingClaim, "TR-10", "", "the response carries no Execution-Context")
 	}
 	v := c.ectV
@@ -274,6 +277,9 @@ func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Re
 func (c *Client) verifyRecord(req *http.Request, reqBody []byte, resp *http.Response, body []byte, serverWIT *wimse.WIT, call *Call, res *Result) error {
 	cfg := &c.cfg
 	f := strings.TrimSpace(resp.Header.Get(HeaderACTRecord))
+	if f == "" {
+		f = strings.TrimSpace(resp.Trailer.Get(HeaderACTRecord)) // a streamed response (BND-1)
+	}
 	if f == "" {
 		return agentctx.Errorf(agentctx.CodeMissingClaim, "TR-10", "", "the response to a call under a mandate carries no ACT-Record")
 	}

@@ -3,14 +3,18 @@ package transport
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"github.com/agentctx/agentctx/internal/telemetry"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
+	"hash"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -78,6 +82,11 @@ type ServerConfig struct {
 	// bounds the request and response bodies the middleware hashes.
 	MaxValues, MaxFieldSize int
 	MaxBody                 int64
+	// StreamAbove is the response size beyond which a response that need
+	// not be signed streams through, its token in a trailer, instead of
+	// being held (DefaultStreamAbove); a response to be signed is held up
+	// to MaxBody.
+	StreamAbove int64
 	// Log receives one line per refused request (codes, jti and token
 	// hashes only); nil: slog's default.
 	Log *slog.Logger
@@ -210,6 +219,9 @@ func NewMiddleware(cfg ServerConfig) (*Middleware, error) {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.StreamAbove <= 0 {
+		cfg.StreamAbove = DefaultStreamAbove
+	}
 	if cfg.Replay == nil {
 		cfg.Replay = replay.New(replay.DefaultCapacity)
 	}
@@ -263,7 +275,15 @@ func (m *Middleware) Wrap(next http.Handler) http.Handler {
 			defer sp.End("ok")
 		}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, v))
-		rec := &recorder{header: http.Header{}, status: http.StatusOK, max: m.cfg.MaxBody}
+		trailer := HeaderExecutionContext
+		if v.Mandate != nil {
+			trailer = HeaderACTRecord
+		}
+		rec := &recorder{header: http.Header{}, status: http.StatusOK, max: m.cfg.MaxBody, w: w, trailer: trailer,
+			canStream: !v.SignResponse && !m.cfg.SignResponses}
+		if rec.canStream {
+			rec.max = min(m.cfg.MaxBody, m.cfg.StreamAbove)
+		}
 		next.ServeHTTP(rec, r)
 		if rec.overflow {
 			WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeTooLarge, "TR-9", "", "the response body is over %d bytes", m.cfg.MaxBody), http.StatusBadGateway)
@@ -614,6 +634,16 @@ type recorder struct {
 	body     bytes.Buffer
 	max      int64
 	overflow bool
+	// Streaming (BND-1): a response over max, or an event stream, passes
+	// through as it comes, hashed as it passes; its token then goes in the
+	// trailer named trailer. Only a response that need not be signed
+	// streams (a signature covers a digest of the whole body).
+	w         http.ResponseWriter
+	canStream bool
+	trailer   string
+	streaming bool
+	sum       hash.Hash
+	werr      error
 }
 
 func (rc *recorder) Header() http.Header { return rc.header }
@@ -624,11 +654,66 @@ func (rc *recorder) WriteHeader(s int) {
 }
 func (rc *recorder) Write(p []byte) (int, error) {
 	rc.wrote = true
+	if rc.streaming {
+		return rc.pass(p)
+	}
 	if int64(rc.body.Len()+len(p)) > rc.max {
-		rc.overflow = true
-		return 0, errors.New("response body over the limit")
+		if !rc.canStream {
+			rc.overflow = true
+			return 0, errors.New("response body over the limit")
+		}
+		rc.startStream()
+		return rc.pass(p)
 	}
 	return rc.body.Write(p)
+}
+
+// Flush starts streaming an event stream (the reverse proxy flushes each
+// event); other responses stay buffered.
+func (rc *recorder) Flush() {
+	if !rc.canStream {
+		return
+	}
+	if !rc.streaming {
+		ct, _, _ := mime.ParseMediaType(rc.header.Get("Content-Type"))
+		if ct != "text/event-stream" {
+			return
+		}
+		rc.startStream()
+	}
+	if f, ok := rc.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (rc *recorder) pass(p []byte) (int, error) {
+	rc.sum.Write(p)
+	n, err := rc.w.Write(p)
+	if err != nil {
+		rc.werr = err
+	}
+	return n, err
+}
+
+// startStream sends the headers, declaring the token's trailer, and what
+// was buffered.
+func (rc *recorder) startStream() {
+	h := rc.w.Header()
+	for k, vals := range rc.header {
+		h[k] = vals
+	}
+	h.Del("Content-Length")
+	h.Del(HeaderExecutionContext)
+	h.Del(HeaderACTRecord)
+	h.Set("Trailer", rc.trailer)
+	if rc.status == 0 {
+		rc.status = http.StatusOK
+	}
+	rc.w.WriteHeader(rc.status)
+	rc.streaming, rc.sum = true, sha256.New()
+	b := rc.body.Bytes()
+	rc.body = bytes.Buffer{}
+	rc.pass(b)
 }
 
 // respond signs the ECT of the work done and the response when asked, then
@@ -638,6 +723,10 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 	v.mu.Lock()
 	task, skip := v.task, v.skip
 	v.mu.Unlock()
+	if rec.streaming {
+		m.respondStream(w, r, v, task, skip, rec)
+		return
+	}
 	h := w.Header()
 	for k, vals := range rec.header {
 		h[k] = vals
@@ -655,7 +744,7 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 	}
 	if !skip && v.Mandate != nil {
 		// SPEC: TR-9, BND-1 with an ACT mandate the server signs the ACT record of the work instead.
-		tok, err := m.responseRecord(r, v, task, rec.status, body)
+		tok, err := m.responseRecord(r, v, task, rec.status, agentctx.HashBytes(body))
 		if err != nil {
 			cfg.Log.Error("signing the ACT record failed", "err", err)
 			WriteProblemStatus(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "TR-9", Message: "the ACT record could not be signed"}, http.StatusInternalServerError)
@@ -673,7 +762,7 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 			}
 		}
 	} else if !skip {
-		tok, err := m.responseECT(r, v, task, body)
+		tok, err := m.responseECT(r, v, task, agentctx.HashBytes(body))
 		if err != nil {
 			cfg.Log.Error("signing the response ECT failed", "err", err)
 			WriteProblemStatus(w, &agentctx.Error{Code: agentctx.CodeInternal, Rule: "TR-9", Message: "the response ECT could not be signed"}, http.StatusInternalServerError)
@@ -709,13 +798,46 @@ func (m *Middleware) respond(w http.ResponseWriter, r *http.Request, v *Verified
 	w.Write(body)
 }
 
+// respondStream ends a streamed response (BND-1): the ECT (or ACT record)
+// of the work, over the hash of every byte that passed, goes in the
+// trailer declared when the stream started, and to the sink. A stream
+// the client did not take whole gets no token: the work was not delivered.
+func (m *Middleware) respondStream(w http.ResponseWriter, r *http.Request, v *Verified, task *Task, skip bool, rec *recorder) {
+	cfg := &m.cfg
+	if skip || rec.werr != nil {
+		return
+	}
+	out := base64.RawURLEncoding.EncodeToString(rec.sum.Sum(nil))
+	var tok string
+	var err error
+	toks := m.recordable(v)
+	if v.Mandate != nil {
+		tok, err = m.responseRecord(r, v, task, rec.status, out)
+		for i := len(v.chain) - 1; i >= 0; i-- {
+			toks = append(toks, v.chain[i])
+		}
+	} else {
+		tok, err = m.responseECT(r, v, task, out)
+	}
+	if err != nil {
+		cfg.Log.Error("signing the token of a streamed response failed", "err", err)
+		return
+	}
+	w.Header().Set(rec.trailer, tok)
+	if cfg.Sink != nil {
+		if err := cfg.Sink.Append(r.Context(), append(toks, tok)); err != nil {
+			cfg.Log.Warn("the sink refused a token", "token_sha256", tokenHash(tok), "err", err)
+		}
+	}
+}
+
 // responseRecord signs the ACT record of the handler's work under the
 // caller's mandate (TR-9): the mandate's claims, exec_act the action (or
 // the task's), pred the caller's ECT, the hashes of the exact bodies,
 // status completed, or failed with the task's code or the HTTP status.
-func (m *Middleware) responseRecord(r *http.Request, v *Verified, task *Task, status int, body []byte) (string, error) {
+func (m *Middleware) responseRecord(r *http.Request, v *Verified, task *Task, status int, outHash string) (string, error) {
 	cfg := &m.cfg
-	in := act.RecordInput{ExecAct: cfg.Action(r), Status: act.StatusCompleted, InputHash: agentctx.HashBytes(v.Body), OutputHash: agentctx.HashBytes(body), ExecTS: cfg.Clock()}
+	in := act.RecordInput{ExecAct: cfg.Action(r), Status: act.StatusCompleted, InputHash: agentctx.HashBytes(v.Body), OutputHash: outHash, ExecTS: cfg.Clock()}
 	if v.ECT != nil {
 		in.Pred = []string{v.ECT.Claims.ID}
 	}
@@ -743,7 +865,7 @@ func (m *Middleware) responseRecord(r *http.Request, v *Verified, task *Task, st
 // exec_act the configured action (or the task's), aud the caller, pred the
 // caller's ECT, wid carried over, the hashes of the exact request and
 // response bodies.
-func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body []byte) (string, error) {
+func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, outHash string) (string, error) {
 	cfg := &m.cfg
 	c := &ect.Claims{Issuer: cfg.ID, ExecAct: cfg.Action(r), Pred: []string{}}
 	switch {
@@ -775,7 +897,7 @@ func (m *Middleware) responseECT(r *http.Request, v *Verified, task *Task, body 
 		c.Audience = append(c.Audience, cfg.LedgerID)
 	}
 	c.InputHash = agentctx.HashBytes(v.Body)
-	c.OutputHash = agentctx.HashBytes(body)
+	c.OutputHash = outHash
 	if task != nil && task.OutputHash != "" {
 		c.OutputHash = task.OutputHash
 	}

@@ -45,6 +45,7 @@ const (
 	DefaultMaxValues    = 16
 	DefaultMaxFieldSize = 16 << 10
 	DefaultMaxBody      = 32 << 20
+	DefaultStreamAbove  = 1 << 20
 )
 
 // Policy says how a server treats the WIMSE identity and tokens of a
