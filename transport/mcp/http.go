@@ -168,7 +168,7 @@ func (f *front) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		f.next.ServeHTTP(w, r)
 		return
 	}
-	rec := &capture{header: http.Header{}, status: http.StatusOK}
+	rec := &capture{header: http.Header{}, status: http.StatusOK, max: f.maxBody}
 	f.next.ServeHTTP(rec, r)
 	out := rec.body.Bytes()
 	// SPEC: BND-6 a tool the mandate does not allow: a JSON-RPC error with the problem as data.
@@ -214,14 +214,25 @@ func sameValues(field string, vals []string) bool {
 
 // capture records a response.
 type capture struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	max      int64
+	overflow bool
 }
 
-func (c *capture) Header() http.Header         { return c.header }
-func (c *capture) WriteHeader(s int)           { c.status = s }
-func (c *capture) Write(b []byte) (int, error) { return c.body.Write(b) }
+func (c *capture) Header() http.Header { return c.header }
+func (c *capture) WriteHeader(s int)   { c.status = s }
+
+// Write holds a tool call's reply up to max (its out_hash needs the whole
+// message; BND-4): beyond it the call fails, never held whole.
+func (c *capture) Write(b []byte) (int, error) {
+	if int64(c.body.Len()+len(b)) > c.max {
+		c.overflow = true
+		return 0, errors.New("the MCP reply is over the body cap")
+	}
+	return c.body.Write(b)
+}
 
 // inner runs inside the middleware, before the MCP server: a tools/call
 // is the task mcp.<tool>, its out_hash over the response message for its
@@ -255,8 +266,16 @@ func (m *inner) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tctx, sp = m.h.tr.Start(ctx, "agentctx.tool_call", nil, telemetry.ExecAct.String("mcp."+call.tool))
 		r = r.WithContext(tctx)
 	}
-	rec := &capture{header: w.Header(), status: http.StatusOK}
+	rec := &capture{header: w.Header(), status: http.StatusOK, max: m.h.maxBody}
 	m.next.ServeHTTP(rec, r)
+	if rec.overflow {
+		if m.h.tr.Enabled() {
+			sp.End(string(agentctx.CodeTooLarge))
+		}
+		transport.SkipTask(ctx)
+		transport.WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeTooLarge, "BND-4", "", "the tool's reply is over %d bytes", m.h.maxBody), http.StatusBadGateway)
+		return
+	}
 	msg := transport.MCPResponseMessage(rec.header.Get("Content-Type"), rec.body.Bytes(), transport.FromContext(ctx).Body)
 	t := transport.Task{ExecAct: "mcp." + call.tool, OutputHash: agentctx.HashBytes(msg), Failed: toolFailure(msg)}
 	if m.h.tr.Enabled() {

@@ -31,9 +31,10 @@ const headerRef = "Agentctx-Verified-Ref"
 // Handler is the MCP endpoint behind the middleware. Safe for concurrent
 // use.
 type Handler struct {
-	h    http.Handler
-	refs sync.Map // reference -> *transport.Verified, for the requests in flight
-	tr   *telemetry.Tracer
+	h       http.Handler
+	refs    sync.Map // reference -> *transport.Verified, for the requests in flight
+	tr      *telemetry.Tracer
+	maxBody int64
 }
 
 // NewHandler returns next (an MCP server's Streamable HTTP handler) behind
@@ -62,6 +63,7 @@ func NewHandler(cfg transport.ServerConfig, next http.Handler) (*Handler, error)
 	if maxBody == 0 {
 		maxBody = transport.DefaultMaxBody
 	}
+	h.maxBody = maxBody
 	h.h = &front{next: mw.Wrap(&inner{h: h, next: next}), maxBody: maxBody}
 	return h, nil
 }
