@@ -26,8 +26,6 @@ import (
 	"time"
 
 	"github.com/agentctx/agentctx/bench/internal/load"
-	"github.com/agentctx/agentctx/ect"
-	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/testkeys"
 	"github.com/agentctx/agentctx/proxy"
 	"github.com/agentctx/agentctx/transport"
@@ -47,7 +45,7 @@ func main() {
 	ts := trust.NewSet()
 	ts.AddWIT("example.com", issuer.Public())
 	ts.Add(trust.Binding{ID: pid}, pk.Public())
-	up := listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := load.Listen(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		w.Write(append([]byte("ok "), b...))
 	}))
@@ -95,7 +93,7 @@ func main() {
 		}
 		do(direct, "http://"+up+"/w", false)
 	}
-	dRate, dP50, dP99 := phase(*clients, *requests, func() error { return do(direct, "http://"+up+"/x", false) })
+	dRate, dP50, dP99 := load.Phase(*clients, *requests, func() error { return do(direct, "http://"+up+"/x", false) })
 	if *cpuprofile != "" {
 		f, err := os.Create(*cpuprofile)
 		if err != nil {
@@ -103,11 +101,11 @@ func main() {
 		}
 		pprof.StartCPUProfile(f)
 	}
-	pRate, pP50, pP99 := phase(*clients, *requests, func() error { return do(viaProxy, public.String()+"/x", true) })
+	pRate, pP50, pP99 := load.Phase(*clients, *requests, func() error { return do(viaProxy, public.String()+"/x", true) })
 	if *cpuprofile != "" {
 		pprof.StopCPUProfile()
 	}
-	perReq := signatureCost(ck, pk)
+	perReq := load.SignatureCost(ck, pk)
 	cores := runtime.GOMAXPROCS(0)
 	allowed := float64(cores) / perReq.Seconds()
 	fmt.Printf("cores %d, clients %d, requests %d per phase\n", cores, *clients, *requests)
@@ -118,45 +116,8 @@ func main() {
 		perReq, allowed, cores, 100*pRate/allowed)
 	if *clients > 1 {
 		one := 1
-		_, s50, _ := phase(one, *requests/8, func() error { return do(viaProxy, public.String()+"/x", true) })
-		_, d50, _ := phase(one, *requests/8, func() error { return do(direct, "http://"+up+"/x", false) })
+		_, s50, _ := load.Phase(one, *requests/8, func() error { return do(viaProxy, public.String()+"/x", true) })
+		_, d50, _ := load.Phase(one, *requests/8, func() error { return do(direct, "http://"+up+"/x", false) })
 		fmt.Printf("one client: added p50 %v\n", s50-d50)
 	}
-}
-
-func listen(h http.Handler) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		log.Fatal(err)
-	}
-	go (&http.Server{Handler: h}).Serve(l)
-	return l.Addr().String()
-}
-
-// phase runs n requests from c workers and returns the rate, p50 and p99.
-func phase(c, n int, f func() error) (float64, time.Duration, time.Duration) {
-	rate, lat := load.Run(c, n, func(int) error { return f() })
-	return rate, load.Pct(lat, 50), load.Pct(lat, 99)
-}
-
-// signatureCost measures, bare, the signature operations of one proxied
-// request: the client signs its ECT and WPT (EdDSA) and verifies the
-// response ECT (ES256); the proxy verifies the WPT and the ECT (EdDSA) and
-// signs the response ECT (ES256). The WIT is verified once and cached.
-func signatureCost(ck, pk *trust.SigningKey) time.Duration {
-	tokE, _ := ect.Create(ck, &ect.Claims{Issuer: "a", Audience: []string{"b"}, ExecAct: "x"}, time.Now())
-	tokS, _ := ect.Create(pk, &ect.Claims{Issuer: "b", Audience: []string{"a"}, ExecAct: "y"}, time.Now())
-	e, _ := jws.Parse(tokE, 0)
-	s, _ := jws.Parse(tokS, 0)
-	const n = 2000
-	t0 := time.Now()
-	for i := 0; i < n; i++ {
-		jws.Sign("EdDSA", ck.Signer(), e.SigningInput)
-		jws.Sign("EdDSA", ck.Signer(), e.SigningInput)
-		jws.Verify("EdDSA", ck.Public().Public, e.SigningInput, e.Signature)
-		jws.Verify("EdDSA", ck.Public().Public, e.SigningInput, e.Signature)
-		jws.Sign("ES256", pk.Signer(), s.SigningInput)
-		jws.Verify("ES256", pk.Public().Public, s.SigningInput, s.Signature)
-	}
-	return time.Since(t0) / n
 }
