@@ -20,6 +20,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -174,11 +175,15 @@ type buffering struct {
 
 func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
 	ctx, cancel := context.WithCancel(r.Context())
-	timer := time.AfterFunc(b.timeout, cancel)
+	var late atomic.Bool
+	timer := time.AfterFunc(b.timeout, func() { late.Store(true); cancel() })
 	resp, err := b.base.RoundTrip(r.WithContext(ctx))
 	if err != nil {
 		timer.Stop()
 		cancel()
+		if late.Load() {
+			return nil, fmt.Errorf("the upstream did not answer within %v: %w", b.timeout, context.DeadlineExceeded)
+		}
 		return nil, err
 	}
 	// SPEC: BND-1 an event stream, a chunked body or one over the cap passes
@@ -194,6 +199,9 @@ func (b *buffering) RoundTrip(r *http.Request) (*http.Response, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, b.max+1))
 	if err != nil {
+		if late.Load() {
+			return nil, fmt.Errorf("the upstream did not answer within %v: %w", b.timeout, context.DeadlineExceeded)
+		}
 		return nil, err
 	}
 	if int64(len(body)) > b.max {
