@@ -20,7 +20,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -39,6 +41,7 @@ const call = `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ec
 func main() {
 	clients := flag.Int("clients", 64, "concurrent clients")
 	requests := flag.Int("requests", 4000, "requests per phase")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the proxied phase to this file")
 	flag.Parse()
 	issuer := testkeys.ES256("mcpload issuer", "td")
 	ck := testkeys.EdDSA("mcpload client", "c")
@@ -104,7 +107,17 @@ func main() {
 		}
 	}
 	dRate, dP50, dP99 := load.Phase(*clients, *requests, func() error { return do(direct, directURL, false) })
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.StartCPUProfile(f)
+	}
 	pRate, pP50, pP99 := load.Phase(*clients, *requests, func() error { return do(viaProxy, viaURL, true) })
+	if *cpuprofile != "" {
+		pprof.StopCPUProfile()
+	}
 	perReq := load.SignatureCost(ck, pk)
 	cores := runtime.GOMAXPROCS(0)
 	allowed := float64(cores) / perReq.Seconds()
