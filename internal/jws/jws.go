@@ -262,7 +262,7 @@ func Verify(alg string, pub crypto.PublicKey, signingInput, sig []byte) error {
 		if alg != EdDSA {
 			return ErrKeyAlgMismatch
 		}
-		ok = len(sig) == ed25519.SignatureSize && ed25519.Verify(k, signingInput, sig)
+		ok = verifyEd25519(k, signingInput, sig)
 	default:
 		return ErrKeyAlgMismatch
 	}
