@@ -34,6 +34,12 @@ func (l *Ledger) AddCosignatures(ctx context.Context, size uint64, lines []strin
 	return l.cfg.Store.AddCosignatures(ctx, size, lines)
 }
 
+// Cosignatures returns the witness cosignature lines stored for the
+// published checkpoint of size.
+func (l *Ledger) Cosignatures(ctx context.Context, size uint64) ([]string, error) {
+	return l.cfg.Store.Cosignatures(ctx, size)
+}
+
 // CosignedCheckpoint returns the published checkpoint of size (0: the
 // latest) with the witness cosignatures stored for it, nil for an empty
 // log.

@@ -162,15 +162,16 @@ func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		out.Header.Del(f)
 	}
 	resp, err := o.hc.Do(out)
-	if res.ECT != "" {
-		// The agent's task happened (it was sent) whatever the answer: it
-		// is recorded, and it is the next call's predecessor.
+	var ae *agentctx.Error
+	if res.ECT != "" && (err == nil || errors.As(err, &ae)) {
+		// The server received the agent's task (it answered, perhaps with
+		// something that did not verify): it is recorded, and it is the
+		// next call's predecessor. A call that never reached it is not.
 		o.record(r.Context(), res)
 	}
 	if err != nil {
 		o.cfg.Log.Info("outbound call refused", "host", u.Host, "code", agentctx.CodeOf(err))
 		status := http.StatusBadGateway
-		var ae *agentctx.Error
 		if !errors.As(err, &ae) {
 			err = &agentctx.Error{Code: agentctx.CodeInternal, Rule: "BND-2", Message: "the server could not be reached or did not answer in time"}
 		}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -80,10 +81,17 @@ func (w *witnessing) round() bool {
 		w.s.cfg.Log.Error("witnessing: the latest checkpoint does not open", "err", err)
 		return false
 	}
+	have, err := w.s.l.Cosignatures(ctx, c.Size)
+	if err != nil {
+		return false
+	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	allOK := true
 	for _, p := range w.peers {
+		if cosigned(have, p.Name) {
+			continue // asked again, it would add a line for the same size
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -122,4 +130,14 @@ func (m *metrics) witnessed(name string, ok bool) {
 	m.mu.Lock()
 	m.witness[fmt.Sprintf("witness=%q,result=%q", name, res)]++
 	m.mu.Unlock()
+}
+
+// cosigned reports whether lines hold a cosignature line of witness name.
+func cosigned(lines []string, name string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "— "+name+" ") {
+			return true
+		}
+	}
+	return false
 }

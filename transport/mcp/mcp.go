@@ -55,13 +55,16 @@ func NewHandler(cfg transport.ServerConfig, next http.Handler) (*Handler, error)
 		}
 		return r.Method + " " + r.URL.Path
 	}
-	mw, err := transport.NewMiddleware(cfg)
-	if err != nil {
-		return nil, err
-	}
 	maxBody := cfg.MaxBody
 	if maxBody == 0 {
 		maxBody = transport.DefaultMaxBody
+	}
+	// A tool call's reply is held whole to hash its message: the middleware
+	// need not stream it.
+	cfg.StreamAbove = maxBody
+	mw, err := transport.NewMiddleware(cfg)
+	if err != nil {
+		return nil, err
 	}
 	h.maxBody = maxBody
 	h.h = &front{next: mw.Wrap(&inner{h: h, next: next}), maxBody: maxBody}
