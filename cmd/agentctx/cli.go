@@ -2,18 +2,22 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/term"
@@ -495,5 +499,27 @@ func cmdVersion(e *env, args []string) error {
 		fmt.Fprint(e.stdout, ")")
 	}
 	fmt.Fprintln(e.stdout)
+	return nil
+}
+
+// serveUntilSignal runs serve (hs's Serve or ServeTLS) until SIGINT or
+// SIGTERM, then stops accepting and finishes the requests in flight,
+// bounded by 10 s. what names the server in an error.
+func serveUntilSignal(hs *http.Server, serve func() error, what string) error {
+	errc := make(chan error, 1)
+	go func() { errc <- serve() }()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, http.ErrServerClosed) {
+			return failf("%s stopped: %v", what, err)
+		}
+	case <-sig:
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	hs.Shutdown(ctx)
 	return nil
 }

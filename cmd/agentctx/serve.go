@@ -6,16 +6,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -203,28 +200,14 @@ func cmdServe(e *env, args []string) error {
 	}
 	m := l.Meta()
 	fmt.Fprintf(e.stdout, "agentctx: serving ledger %s at %s://%s (key %s)\n", m.ID, scheme, ln.Addr(), m.VerifierKey)
-	errc := make(chan error, 1)
-	go func() {
-		if scheme == "https" {
-			errc <- hs.ServeTLS(ln, "", "")
-		} else {
-			errc <- hs.Serve(ln)
-		}
-	}()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return failf("the service stopped: %v", err)
-		}
-	case <-sig:
+	serve := func() error { return hs.Serve(ln) }
+	if scheme == "https" {
+		serve = func() error { return hs.ServeTLS(ln, "", "") }
 	}
 	// SPEC: SVC-3 stop accepting, finish in-flight requests (bounded), then close the store.
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	hs.Shutdown(sctx)
+	if err := serveUntilSignal(hs, serve, "the service"); err != nil {
+		return err
+	}
 	srv.Close()
 	return nil
 }

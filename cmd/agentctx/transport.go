@@ -12,11 +12,9 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/agentctx/agentctx"
@@ -495,20 +493,7 @@ func cmdProxy(e *env, args []string) error {
 	if f, ok := e.stdout.(interface{ Sync() error }); ok {
 		f.Sync()
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		return failf("the proxy stopped: %v", err)
-	case <-sig:
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(ctx)
-	return nil
+	return serveUntilSignal(srv, func() error { return srv.Serve(ln) }, "the proxy")
 }
 
 // askLedgerID reads the audit service's ledger ID from GET /v1/key.

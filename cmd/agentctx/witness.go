@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/mod/sumdb/note"
@@ -129,22 +126,7 @@ func cmdWitnessServe(e *env, args []string) error {
 	}
 	hs := &http.Server{Handler: w, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second}
 	fmt.Fprintf(e.stdout, "agentctx: witness %s at http://%s (%s)\n", signer.Name(), ln.Addr(), plural(uint64(len(verifiers)), "log", "logs"))
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
-	defer signal.Stop(sig)
-	select {
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
-			return failf("the witness stopped: %v", err)
-		}
-	case <-sig:
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	hs.Shutdown(sctx)
-	return nil
+	return serveUntilSignal(hs, func() error { return hs.Serve(ln) }, "the witness")
 }
 
 // witnessKeys reads --witness-key values: a cosignature verifier key, or a
