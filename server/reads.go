@@ -301,15 +301,7 @@ func (s *Server) getInclusion(w http.ResponseWriter, r *http.Request) {
 		}
 		rc, err = s.l.Prove(r.Context(), idx, size)
 	}
-	if errors.Is(err, ledger.ErrNotFound) {
-		notFound(w, "%v", err)
-		return
-	}
-	if err != nil {
-		s.internal(w, err)
-		return
-	}
-	s.writeReceipt(w, r, rc, format)
+	s.answerReceipt(w, r, rc, err, format)
 }
 
 func (s *Server) getConsistency(w http.ResponseWriter, r *http.Request) {

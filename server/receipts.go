@@ -128,6 +128,12 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc, err := s.l.Prove(r.Context(), idx, size)
+	s.answerReceipt(w, r, rc, err, format)
+}
+
+// answerReceipt writes the receipt a proof gave, or its error: 404 for
+// what the log does not hold, 500 otherwise.
+func (s *Server) answerReceipt(w http.ResponseWriter, r *http.Request, rc *ledger.Receipt, err error, format string) {
 	if errors.Is(err, ledger.ErrNotFound) {
 		notFound(w, "%v", err)
 		return
