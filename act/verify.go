@@ -16,6 +16,7 @@ import (
 	"github.com/agentctx/agentctx/internal/claims"
 	"github.com/agentctx/agentctx/internal/envelope"
 	"github.com/agentctx/agentctx/internal/jsonx"
+	"github.com/agentctx/agentctx/internal/jws"
 	"github.com/agentctx/agentctx/internal/wire"
 	"github.com/agentctx/agentctx/replay"
 	"github.com/agentctx/agentctx/trust"
@@ -96,7 +97,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Replay == nil {
 		cfg.Replay = replay.New(replay.DefaultCapacity)
 	}
-	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache)}}, nil
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache), Keys: jws.NewKeyCache()}}, nil
 }
 
 // VerifyMandate verifies a mandate presented for use now (ECT-V1..V11 with

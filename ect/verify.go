@@ -124,7 +124,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.NoLegacy {
 		legacyTyp = ""
 	}
-	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache)}}, nil
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache), Keys: jws.NewKeyCache()}}, nil
 }
 
 // Verify runs the real-time verification procedure ECT-V1..ECT-V13 on token,

@@ -21,6 +21,7 @@ type Opener struct {
 	AltTyp    string         // a further accepted media type (legacy), "" for none
 	Trust     trust.Resolver // key look-up by (signer, kid)
 	Sigs      *SigCache      // signatures that verified before; nil: none
+	Keys      *jws.KeyCache  // per-key precomputation; nil: none
 }
 
 // Signer names the identity whose key must have signed a token, read from
@@ -79,7 +80,7 @@ func (o *Opener) Open(ctx context.Context, token string, signer Signer) (*jws.To
 	if cacheable && o.Sigs.has(k) {
 		return t, nil
 	}
-	if err := jws.Verify(h.Alg, pub, t.SigningInput, t.Signature); err != nil {
+	if err := jws.VerifyWith(o.Keys, h.Alg, pub, t.SigningInput, t.Signature); err != nil {
 		if errors.Is(err, jws.ErrKeyAlgMismatch) {
 			return nil, agentctx.Errorf(agentctx.CodeUnknownKey, "ECT-V5", "alg", "trusted key %q does not match alg %s", h.Kid, h.Alg)
 		}
