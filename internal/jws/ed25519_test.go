@@ -29,13 +29,20 @@ var smallOrder = []string{
 // groupOrder is L, little endian: an S >= L is not canonical.
 const groupOrder = "edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010"
 
+// same checks both paths, the key decompressed per check and once
+// (expandedKeys), against crypto/ed25519.
 func same(t *testing.T, what string, pub, msg, sig []byte) {
 	t.Helper()
 	std := len(pub) == ed25519.PublicKeySize && len(sig) == ed25519.SignatureSize && ed25519.Verify(pub, msg, sig)
-	if got := verifyEd25519(pub, msg, sig); got != std {
+	if got := verifyEd25519(nil, pub, msg, sig); got != std {
 		t.Fatalf("%s: this verifier says %v, crypto/ed25519 says %v\npub %x\nsig %x", what, got, std, pub, sig)
 	}
+	if got := verifyEd25519(expandedKeys, pub, msg, sig); got != std {
+		t.Fatalf("%s, the key expanded: this verifier says %v, crypto/ed25519 says %v\npub %x\nsig %x", what, got, std, pub, sig)
+	}
 }
+
+var expandedKeys = NewKeyCache()
 
 func unhex(s string) []byte {
 	b, err := hex.DecodeString(s)
@@ -112,7 +119,15 @@ func BenchmarkEd25519(b *testing.B) {
 	})
 	b.Run("agentctx", func(b *testing.B) {
 		for b.Loop() {
-			if !verifyEd25519(pub, msg, sig) {
+			if !verifyEd25519(nil, pub, msg, sig) {
+				b.Fatal("no")
+			}
+		}
+	})
+	keys := NewKeyCache()
+	b.Run("agentctx-expanded", func(b *testing.B) {
+		for b.Loop() {
+			if !verifyEd25519(keys, pub, msg, sig) {
 				b.Fatal("no")
 			}
 		}

@@ -272,7 +272,7 @@ func VerifyWith(keys *KeyCache, alg string, pub crypto.PublicKey, signingInput, 
 		if alg != EdDSA {
 			return ErrKeyAlgMismatch
 		}
-		ok = verifyEd25519(k, signingInput, sig)
+		ok = verifyEd25519(keys, k, signingInput, sig)
 	default:
 		return ErrKeyAlgMismatch
 	}

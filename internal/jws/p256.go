@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"filippo.io/nistec"
+	voi "github.com/oasisprotocol/curve25519-voi/primitives/ed25519"
 )
 
 // ES256 verification with a per-key precomputed table (issue "Past the
@@ -99,17 +100,21 @@ type KeyCache struct {
 	mu     sync.Mutex
 	uses   map[*ecdsa.PublicKey]int
 	tables map[*ecdsa.PublicKey]*p256Table
+	// ed holds Ed25519 keys decompressed once (worth it from the second
+	// use), at most maxExpanded.
+	ed map[string]*voi.ExpandedPublicKey
 }
 
 const (
-	tableAfter = 40
-	maxTables  = 32
-	maxCounted = 4096
+	tableAfter  = 40
+	maxTables   = 32
+	maxCounted  = 4096
+	maxExpanded = 1024
 )
 
 // NewKeyCache returns an empty cache.
 func NewKeyCache() *KeyCache {
-	return &KeyCache{uses: map[*ecdsa.PublicKey]int{}, tables: map[*ecdsa.PublicKey]*p256Table{}}
+	return &KeyCache{uses: map[*ecdsa.PublicKey]int{}, tables: map[*ecdsa.PublicKey]*p256Table{}, ed: map[string]*voi.ExpandedPublicKey{}}
 }
 
 // table returns pub's table once it has been used often enough.
@@ -146,4 +151,29 @@ func (c *KeyCache) table(pub *ecdsa.PublicKey) *p256Table {
 	delete(c.uses, pub)
 	c.mu.Unlock()
 	return t
+}
+
+// expanded returns pub decompressed, from the cache when it is there (nil
+// when the key does not decode; the caller then checks without it).
+func (c *KeyCache) expanded(pub []byte) *voi.ExpandedPublicKey {
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	x, ok := c.ed[string(pub)]
+	c.mu.Unlock()
+	if ok {
+		return x
+	}
+	x, err := voi.NewExpandedPublicKey(voi.PublicKey(pub))
+	if err != nil {
+		return nil
+	}
+	c.mu.Lock()
+	if len(c.ed) >= maxExpanded {
+		clear(c.ed)
+	}
+	c.ed[string(pub)] = x
+	c.mu.Unlock()
+	return x
 }
