@@ -36,7 +36,7 @@ type verdict struct {
 	Claim           string          `json:"claim,omitempty"`
 	Message         string          `json:"message,omitempty"`
 
-	summary string // the human-readable line of a valid verdict
+	summary func() string // the human-readable line of a valid verdict, built only when printed
 }
 
 func failed(err error) verdict {
@@ -54,7 +54,9 @@ func ectVerdict(res *ect.Result, err error) verdict {
 	}
 	c := res.Claims
 	return verdict{Valid: true, Kind: "ect", Level: int(res.Level), Header: res.Header, Claims: res.Payload,
-		summary: fmt.Sprintf("valid ect L%d jti=%s iss=%s exec_act=%s", res.Level, c.ID, c.Issuer, c.ExecAct)}
+		summary: func() string {
+			return fmt.Sprintf("valid ect L%d jti=%s iss=%s exec_act=%s", res.Level, c.ID, c.Issuer, c.ExecAct)
+		}}
 }
 
 func actVerdict(res *act.Result, err error) verdict {
@@ -67,11 +69,15 @@ func actVerdict(res *act.Result, err error) verdict {
 	if res.Record != nil {
 		m = &res.Record.Mandate
 	}
-	v.summary = fmt.Sprintf("valid act-mandate jti=%s iss=%s sub=%s delegation_depth=%d", m.ID, m.Issuer, m.Subject, depth)
+	v.summary = func() string {
+		return fmt.Sprintf("valid act-mandate jti=%s iss=%s sub=%s delegation_depth=%d", m.ID, m.Issuer, m.Subject, depth)
+	}
 	if res.Phase == act.PhaseRecord {
 		verified := res.MandateVerified
 		v.Kind, v.MandateVerified = "act-record", &verified
-		v.summary = fmt.Sprintf("valid act-record jti=%s sub=%s exec_act=%s status=%s mandate_verified=%t", m.ID, m.Subject, res.Record.ExecAct, res.Record.Status, verified)
+		v.summary = func() string {
+			return fmt.Sprintf("valid act-record jti=%s sub=%s exec_act=%s status=%s mandate_verified=%t", m.ID, m.Subject, res.Record.ExecAct, res.Record.Status, verified)
+		}
 	}
 	return v
 }
@@ -287,7 +293,7 @@ func cmdVerify(e *env, args []string) error {
 		}
 		return failf("invalid token: %s [%s, %s]", msg, vd.Code, vd.Rule)
 	}
-	fmt.Fprintln(e.stdout, safeText(vd.summary))
+	fmt.Fprintln(e.stdout, safeText(vd.summary()))
 	return nil
 }
 
@@ -335,40 +341,66 @@ func verifyBatch(ctx context.Context, e *env, run batchVerifier, path string) er
 	r := bufio.NewReaderSize(in, 64<<10)
 	w := bufio.NewWriterSize(e.stdout, 64<<10)
 	defer w.Flush()
-	lines := make([]string, 0, batchChunk)
-	long := make([]bool, 0, batchChunk)
-	var out []byte
-	flush := func() {
-		verdicts := run(ctx, lines)
-		for i, vd := range verdicts {
-			if long[i] {
-				vd = failed(tooLongErr())
-			}
-			if !vd.Valid {
-				invalid++
-			}
-			out = appendVerdict(out[:0], vd)
-			w.Write(out)
-			w.WriteByte('\n')
-		}
-		lines, long = lines[:0], long[:0]
+	// Reading the next chunk and writing the last one's verdicts overlap
+	// with the verification of the current chunk (which uses every core).
+	type chunk struct {
+		lines []string
+		long  []bool
 	}
-	for {
-		line, tooLong, err := readLine(r)
-		if err == io.EOF {
-			break
+	chunks := make(chan chunk, 1)
+	var readErr error
+	go func() {
+		defer close(chunks)
+		c := chunk{lines: make([]string, 0, batchChunk), long: make([]bool, 0, batchChunk)}
+		for {
+			line, tooLong, err := readLine(r)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				readErr = err
+				break
+			}
+			c.lines, c.long = append(c.lines, line), append(c.long, tooLong)
+			if len(c.lines) == batchChunk {
+				chunks <- c
+				c = chunk{lines: make([]string, 0, batchChunk), long: make([]bool, 0, batchChunk)}
+			}
 		}
-		if err != nil {
-			return failf("reading batch: %v", err)
+		if len(c.lines) > 0 {
+			chunks <- c
 		}
-		lines = append(lines, line)
-		long = append(long, tooLong)
-		if len(lines) == batchChunk {
-			flush()
-		}
+	}()
+	type verdicts struct {
+		v    []verdict
+		long []bool
 	}
-	if len(lines) > 0 {
-		flush()
+	written := make(chan verdicts, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var out []byte
+		for vs := range written {
+			for i, vd := range vs.v {
+				if vs.long[i] {
+					vd = failed(tooLongErr())
+				}
+				if !vd.Valid {
+					invalid++
+				}
+				out = appendVerdict(out[:0], vd)
+				w.Write(out)
+				w.WriteByte('\n')
+			}
+		}
+	}()
+	for c := range chunks {
+		written <- verdicts{v: run(ctx, c.lines), long: c.long}
+	}
+	close(written)
+	<-done
+	if readErr != nil {
+		return failf("reading batch: %v", readErr)
 	}
 	if invalid > 0 {
 		// SPEC: exit status contract: 1 when any line was refused, like sha256sum -c.
