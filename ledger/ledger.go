@@ -299,7 +299,11 @@ func (l *Ledger) Append(ctx context.Context, inputs []Input) ([]Outcome, error) 
 }
 
 func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, error) {
-	store := l.cfg.Store
+	// One batch sees one state of the store (appends are serialized, and a
+	// concurrent writer makes the commit fail and the batch start again),
+	// so its look-ups by jti are made once, most of them by the parallel
+	// phase, and the ordered phase reads them from memory.
+	store := &batchStore{Store: l.cfg.Store, byJTI: map[string][]Entry{}}
 	size, err := store.Size(ctx)
 	if err != nil {
 		return nil, err
@@ -351,7 +355,7 @@ func (l *Ledger) appendOnce(ctx context.Context, inputs []Input) ([]Outcome, err
 	// Every token is verified as of its receipt time, which the audit
 	// uses again: a clock set back (or append --now) cannot backdate one.
 	at := time.UnixMilli(received)
-	pre, err := l.prepare(ctx, inputs, at, find)
+	pre, err := l.prepare(ctx, store, inputs, at, find)
 	if err != nil {
 		return nil, err
 	}
@@ -542,7 +546,7 @@ type prepared struct {
 
 // prepare looks up and verifies every input, on all cores: what does not
 // depend on the order of the batch.
-func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, find func(int) finder) ([]prepared, error) {
+func (l *Ledger) prepare(ctx context.Context, st *batchStore, inputs []Input, now time.Time, find func(int) finder) ([]prepared, error) {
 	pre := make([]prepared, len(inputs))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -561,11 +565,20 @@ func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, fin
 				in.Token = strings.TrimSpace(in.Token)
 				p := &pre[i]
 				p.hash = sha256.Sum256([]byte(in.Token))
-				e, err := l.byToken(ctx, in.Token, p.hash[:])
+				e, err := l.byToken(ctx, st, in.Token, p.hash[:])
 				if err == nil && e == nil {
 					p.d, p.err = l.derive(ctx, in.Token, in.Supporting, now, find(i), l.cfg.Partial)
 					if agentctx.CodeOf(p.err) == agentctx.CodeInternal {
 						err = p.err
+					}
+					if p.err == nil {
+						// The ordered phase's DAG checks look these up.
+						for _, pred := range p.d.entry.Pred {
+							if _, perr := st.ByJTI(ctx, strings.ToLower(pred)); perr != nil {
+								err = perr
+								break
+							}
+						}
 					}
 				}
 				if err != nil {
@@ -585,12 +598,12 @@ func (l *Ledger) prepare(ctx context.Context, inputs []Input, now time.Time, fin
 // byToken returns the entry holding exactly token (whose SHA-256 is hash),
 // or nil. It looks the token's task up by jti (an identical token has the
 // same jti), which spares the store an index on token hashes.
-func (l *Ledger) byToken(ctx context.Context, token string, hash []byte) (*Entry, error) {
+func (l *Ledger) byToken(ctx context.Context, st Store, token string, hash []byte) (*Entry, error) {
 	jti := JTIOf(token)
 	if jti == "" {
 		return nil, nil
 	}
-	es, err := l.cfg.Store.ByJTI(ctx, strings.ToLower(jti))
+	es, err := st.ByJTI(ctx, strings.ToLower(jti))
 	if err != nil {
 		return nil, err
 	}
@@ -887,7 +900,7 @@ func JTIOf(token string) string {
 func (l *Ledger) HoldsReceipt(ctx context.Context, token string) (bool, error) {
 	token = strings.TrimSpace(token)
 	h := sha256.Sum256([]byte(token))
-	e, err := l.byToken(ctx, token, h[:])
+	e, err := l.byToken(ctx, l.cfg.Store, token, h[:])
 	return e != nil, err
 }
 
@@ -936,4 +949,30 @@ func (l *Ledger) TileHashes(ctx context.Context, tl, n uint64, w int) ([][]byte,
 		ids[i] = compact.NewNodeID(uint(8*tl), 256*n+uint64(i))
 	}
 	return l.cfg.Store.Hashes(ctx, ids)
+}
+
+// batchStore is the store as one batch sees it: ByJTI answers each jti
+// from the store once (safe for the batch's parallel phase).
+type batchStore struct {
+	Store
+	mu    sync.Mutex
+	byJTI map[string][]Entry
+}
+
+// ByJTI implements Store, remembering each answer for the batch.
+func (b *batchStore) ByJTI(ctx context.Context, jti string) ([]Entry, error) {
+	b.mu.Lock()
+	es, ok := b.byJTI[jti]
+	b.mu.Unlock()
+	if ok {
+		return es, nil
+	}
+	es, err := b.Store.ByJTI(ctx, jti)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	b.byJTI[jti] = es
+	b.mu.Unlock()
+	return es, nil
 }
