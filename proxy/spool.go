@@ -79,12 +79,14 @@ type SpoolConfig struct {
 // in the ledger once. Spool implements transport.Sink; it is safe for
 // concurrent use.
 type Spool struct {
-	cfg  SpoolConfig
-	db   *sql.DB
-	kick chan struct{}
-	stop chan struct{}
-	done sync.WaitGroup
-	once sync.Once
+	cfg    SpoolConfig
+	db     *sql.DB
+	kick   chan struct{}
+	stop   chan struct{}
+	done   sync.WaitGroup
+	once   sync.Once
+	ctx    context.Context // canceled by Close: a delivery in flight stops
+	cancel context.CancelFunc
 }
 
 const spoolSchema = `CREATE TABLE IF NOT EXISTS spool (
@@ -139,6 +141,7 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 		return nil, err
 	}
 	s := &Spool{cfg: cfg, db: db, kick: make(chan struct{}, 1), stop: make(chan struct{})}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.done.Add(1)
 	go s.loop()
 	s.notify()
@@ -175,7 +178,7 @@ func (s *Spool) notify() {
 // Close stops the sending loop (what is pending stays spooled) and closes
 // the file.
 func (s *Spool) Close() error {
-	s.once.Do(func() { close(s.stop) })
+	s.once.Do(func() { close(s.stop); s.cancel() })
 	s.done.Wait()
 	return s.db.Close()
 }
@@ -223,7 +226,7 @@ func (s *Spool) loop() {
 
 // sendOnce delivers one batch of pending tokens and records the results.
 func (s *Spool) sendOnce() (int, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	rows, err := s.db.QueryContext(ctx, `SELECT id, token, token_sha256 FROM spool WHERE state = 0 ORDER BY id LIMIT ?`, s.cfg.Batch)
 	if err != nil {
