@@ -40,7 +40,7 @@ func MCPResponseMessage(contentType string, body, request []byte) []byte {
 func SSEData(stream []byte) [][]byte {
 	var out, data [][]byte
 	sc := bufio.NewScanner(bytes.NewReader(stream))
-	sc.Buffer(make([]byte, 0, 64<<10), len(stream)+1)
+	sc.Buffer(make([]byte, 0, min(len(stream)+1, 64<<10)), len(stream)+1)
 	flush := func() {
 		if data != nil {
 			out = append(out, bytes.Join(data, []byte("\n")))

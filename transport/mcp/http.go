@@ -311,6 +311,9 @@ func policy(p transport.Policy) func(*http.Request) transport.Policy {
 // then says failed): the JSON-RPC error's code, or "tool_error" for a
 // result with isError; "" for a success.
 func toolFailure(msg []byte) string {
+	if !bytes.Contains(msg, []byte(`"error"`)) && !bytes.Contains(msg, []byte(`"isError"`)) {
+		return "" // the common case, without decoding the message
+	}
 	var m struct {
 		Error *struct {
 			Code json.Number `json:"code"`
