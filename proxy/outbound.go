@@ -118,6 +118,7 @@ func (o *Outbound) action(r *http.Request, u *url.URL) string {
 	return r.Method + " " + u.Host + u.Path
 }
 
+// ServeHTTP forwards one call of the agent (BND-2).
 func (o *Outbound) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodConnect {
 		transport.WriteProblemStatus(w, agentctx.Errorf(agentctx.CodeMalformed, "BND-2", "", "the outbound proxy adds headers, which a CONNECT tunnel hides: call https:// URLs through the base-URL form /https/<host>/<path>"), http.StatusMethodNotAllowed)

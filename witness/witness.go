@@ -80,6 +80,7 @@ type Error struct {
 	HasSize bool
 }
 
+// Error implements error.
 func (e *Error) Error() string { return "witness: " + e.Message }
 
 func refuse(status int, format string, args ...any) *Error {
