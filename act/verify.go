@@ -52,6 +52,9 @@ type Config struct {
 	// SignatureCache, when positive, remembers up to that many signatures
 	// that verified, as ect.Config.SignatureCache. 0: none.
 	SignatureCache int
+	// KeyCache holds the per-key precomputation of the signature checks;
+	// verifiers of the same keys may share one. nil: the verifier's own.
+	KeyCache *trust.KeyCache
 	// Replay is the replay cache for records (ACT-V5); nil gives the verifier
 	// its own. Mandates may be presented many times and are not cached.
 	Replay *replay.Cache
@@ -97,7 +100,11 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.Replay == nil {
 		cfg.Replay = replay.New(replay.DefaultCapacity)
 	}
-	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache), Keys: jws.NewKeyCache()}}, nil
+	keys := cfg.KeyCache
+	if keys == nil {
+		keys = jws.NewKeyCache()
+	}
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache), Keys: keys}}, nil
 }
 
 // VerifyMandate verifies a mandate presented for use now (ECT-V1..V11 with

@@ -57,6 +57,9 @@ type Config struct {
 	// and key), so that verifying the same token again skips the signature
 	// check; every other check runs each time. 0: none.
 	SignatureCache int
+	// KeyCache holds the per-key precomputation of the signature checks;
+	// verifiers of the same keys may share one. nil: the verifier's own.
+	KeyCache *trust.KeyCache
 	// Replay is the replay cache (ECT-V12). nil gives the verifier its own
 	// cache of DefaultReplayCapacity entries; share one cache between
 	// verifiers that must not accept the same token twice.
@@ -124,7 +127,11 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	if cfg.NoLegacy {
 		legacyTyp = ""
 	}
-	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache), Keys: jws.NewKeyCache()}}, nil
+	keys := cfg.KeyCache
+	if keys == nil {
+		keys = jws.NewKeyCache()
+	}
+	return &Verifier{cfg: cfg, opener: envelope.Opener{MaxLength: cfg.MaxLength, Typ: Typ, AltTyp: legacyTyp, Trust: cfg.Trust, Sigs: envelope.NewSigCache(cfg.SignatureCache), Keys: keys}}, nil
 }
 
 // Verify runs the real-time verification procedure ECT-V1..ECT-V13 on token,

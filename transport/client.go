@@ -91,6 +91,7 @@ type Client struct {
 	wits *wimse.Validator
 	seen *replay.Cache
 	ectV *ect.Verifier // response ECTs of servers without a WIT
+	keys *trust.KeyCache
 }
 
 // NewClient checks cfg and returns the RoundTripper.
@@ -109,12 +110,12 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
-	c := &Client{cfg: cfg, seen: replay.New(1 << 16)}
+	c := &Client{cfg: cfg, seen: replay.New(1 << 16), keys: trust.NewKeyCache()}
 	var err error
 	if c.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock}); err != nil {
 		return nil, err
 	}
-	if c.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen}); err != nil {
+	if c.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen, KeyCache: c.keys}); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -247,7 +248,7 @@ func (c *Client) verifyResponse(req *http.Request, reqBody []byte, resp *http.Re
 	v := c.ectV
 	if serverWIT != nil {
 		var err error
-		if v, err = ect.NewVerifier(ect.Config{Trust: serverWIT.Resolver(), Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen}); err != nil {
+		if v, err = ect.NewVerifier(ect.Config{Trust: serverWIT.Resolver(), Audience: cfg.ID, Clock: cfg.Clock, Replay: c.seen, KeyCache: c.keys}); err != nil {
 			return err
 		}
 	}
@@ -293,7 +294,7 @@ func (c *Client) verifyRecord(req *http.Request, reqBody []byte, resp *http.Resp
 	if serverWIT != nil {
 		tr = trust.Multi(serverWIT.Resolver(), own, cfg.Trust)
 	}
-	v, err := act.NewVerifier(act.Config{Trust: tr, Audience: cfg.ID, Clock: cfg.Clock})
+	v, err := act.NewVerifier(act.Config{Trust: tr, Audience: cfg.ID, Clock: cfg.Clock, KeyCache: c.keys})
 	if err != nil {
 		return err
 	}

@@ -191,6 +191,7 @@ type Middleware struct {
 	ectV *ect.Verifier // evidence of inline predecessors and ECTs without a WIT
 	actV *act.Verifier
 	tr   *telemetry.Tracer
+	keys *trust.KeyCache // shared by every verifier of the middleware, per request too
 }
 
 // ErrConfig is wrapped by every configuration error of NewMiddleware.
@@ -234,16 +235,16 @@ func NewMiddleware(cfg ServerConfig) (*Middleware, error) {
 	if cfg.Action == nil {
 		cfg.Action = func(r *http.Request) string { return r.Method + " " + r.URL.Path }
 	}
-	m := &Middleware{cfg: cfg}
+	m := &Middleware{cfg: cfg, keys: trust.NewKeyCache()}
 	m.tr = telemetry.New(cfg.TracerProvider)
 	var err error
 	if m.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock, Replay: cfg.Nonces, KnownOther: cfg.KnownOther, Legacy: cfg.Legacy}); err != nil {
 		return nil, err
 	}
-	if m.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+	if m.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay, KeyCache: m.keys}); err != nil {
 		return nil, err
 	}
-	if m.actV, err = act.NewVerifier(act.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+	if m.actV, err = act.NewVerifier(act.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay, KeyCache: m.keys}); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -430,7 +431,7 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 		chain := splitValues(mandateField)
 		mv := m.actV
 		if v.WIT != nil { // a mandate the caller signed with its workload key
-			if mv, err = act.NewVerifier(act.Config{Trust: trust.Multi(v.WIT.Resolver(), cfg.Trust), Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+			if mv, err = act.NewVerifier(act.Config{Trust: trust.Multi(v.WIT.Resolver(), cfg.Trust), Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay, KeyCache: m.keys}); err != nil {
 				return nil, err
 			}
 		}
@@ -447,7 +448,7 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 	if recordField != "" {
 		rv := m.actV
 		if v.WIT != nil {
-			if rv, err = act.NewVerifier(act.Config{Trust: trust.Multi(v.WIT.Resolver(), cfg.Trust), Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay}); err != nil {
+			if rv, err = act.NewVerifier(act.Config{Trust: trust.Multi(v.WIT.Resolver(), cfg.Trust), Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay, KeyCache: m.keys}); err != nil {
 				return nil, err
 			}
 		}
@@ -564,7 +565,7 @@ func (m *Middleware) verifyECTs(ctx context.Context, v *Verified, ects []string)
 		return err
 	}
 	res := ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay,
-		DAG: dag.NewChecker(store, dag.Config{Partial: true})}
+		DAG: dag.NewChecker(store, dag.Config{Partial: true}), KeyCache: m.keys}
 	if v.WIT != nil {
 		res.Trust = v.WIT.Resolver()
 	}

@@ -112,10 +112,8 @@ const (
 	maxExpanded = 1024
 )
 
-// NewKeyCache returns an empty cache.
-func NewKeyCache() *KeyCache {
-	return &KeyCache{uses: map[*ecdsa.PublicKey]int{}, tables: map[*ecdsa.PublicKey]*p256Table{}, ed: map[string]*voi.ExpandedPublicKey{}}
-}
+// NewKeyCache returns an empty cache (its maps are made on first use).
+func NewKeyCache() *KeyCache { return &KeyCache{} }
 
 // table returns pub's table once it has been used often enough.
 func (c *KeyCache) table(pub *ecdsa.PublicKey) *p256Table {
@@ -126,6 +124,9 @@ func (c *KeyCache) table(pub *ecdsa.PublicKey) *p256Table {
 	if t, ok := c.tables[pub]; ok {
 		c.mu.Unlock()
 		return t
+	}
+	if c.uses == nil {
+		c.uses, c.tables = map[*ecdsa.PublicKey]int{}, map[*ecdsa.PublicKey]*p256Table{}
 	}
 	if len(c.uses) >= maxCounted {
 		clear(c.uses)
@@ -170,6 +171,9 @@ func (c *KeyCache) expanded(pub []byte) *voi.ExpandedPublicKey {
 		return nil
 	}
 	c.mu.Lock()
+	if c.ed == nil {
+		c.ed = map[string]*voi.ExpandedPublicKey{}
+	}
 	if len(c.ed) >= maxExpanded {
 		clear(c.ed)
 	}
