@@ -81,6 +81,10 @@ type Ledger struct {
 	// opened is the last checkpoint whose signature was checked, so that
 	// proofs against the latest checkpoint check it once, not per proof.
 	opened atomic.Pointer[openedCheckpoint]
+	// witnessed says cosignatures were seen; cosigLook is when the store
+	// was last asked (Unix ns): mayBeWitnessed.
+	witnessed atomic.Bool
+	cosigLook atomic.Int64
 }
 
 // openedCheckpoint is a signed checkpoint (its exact bytes) and what it says.
@@ -692,9 +696,12 @@ func (l *Ledger) Prove(ctx context.Context, index, size uint64) (*Receipt, error
 	if len(es) != 1 {
 		return nil, ErrNotFound
 	}
-	// The receipt carries the checkpoint with its witness cosignatures.
-	if cp, err = l.withCosignatures(ctx, cp, c.Size); err != nil {
-		return nil, err
+	// The receipt carries the checkpoint with its witness cosignatures (a
+	// ledger that has none costs no query for them: mayBeWitnessed).
+	if l.mayBeWitnessed() {
+		if cp, err = l.withCosignatures(ctx, cp, c.Size); err != nil {
+			return nil, err
+		}
 	}
 	return l.receipt(ctx, &es[0], c.Size, cp, nil)
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"golang.org/x/mod/sumdb/note"
 )
@@ -31,7 +32,11 @@ func (l *Ledger) AddCosignatures(ctx context.Context, size uint64, lines []strin
 	if cp == nil || size == 0 {
 		return fmt.Errorf("%w: no checkpoint of size %d was published", ErrNotFound, size)
 	}
-	return l.cfg.Store.AddCosignatures(ctx, size, lines)
+	if err := l.cfg.Store.AddCosignatures(ctx, size, lines); err != nil {
+		return err
+	}
+	l.witnessed.Store(true)
+	return nil
 }
 
 // Cosignatures returns the witness cosignature lines stored for the
@@ -55,11 +60,13 @@ func (l *Ledger) CosignedCheckpoint(ctx context.Context, size uint64) ([]byte, e
 	return l.withCosignatures(ctx, cp, c.Size)
 }
 
+// withCosignatures appends the stored cosignature lines of size to cp.
 func (l *Ledger) withCosignatures(ctx context.Context, cp []byte, size uint64) ([]byte, error) {
 	lines, err := l.cfg.Store.Cosignatures(ctx, size)
 	if err != nil || len(lines) == 0 {
 		return cp, err
 	}
+	l.witnessed.Store(true)
 	out := bytes.Clone(cp)
 	for _, s := range lines {
 		out = append(out, s...)
@@ -106,4 +113,21 @@ func RequireCosignatures(cp []byte, witnesses []note.Verifier, k int) error {
 		return fmt.Errorf("%w: the checkpoint carries %d valid cosignatures of the %d witness keys given, %d required", ErrTooFewCosignatures, n, len(witnesses), k)
 	}
 	return nil
+}
+
+// mayBeWitnessed reports whether a proof should look for cosignatures: a
+// ledger known to hold some always; one that held none when last looked
+// at looks again at most once a second (a proof of an unwitnessed ledger
+// then costs no query for them; a witness that starts cosigning is seen
+// within a second, at once in this process).
+func (l *Ledger) mayBeWitnessed() bool {
+	if l.witnessed.Load() {
+		return true
+	}
+	now := l.cfg.Clock().UnixNano()
+	last := l.cosigLook.Load()
+	if last != 0 && now-last < int64(time.Second) && now >= last {
+		return false
+	}
+	return l.cosigLook.CompareAndSwap(last, now)
 }
