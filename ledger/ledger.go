@@ -85,6 +85,8 @@ type Ledger struct {
 	// was last asked (Unix ns): mayBeWitnessed.
 	witnessed atomic.Bool
 	cosigLook atomic.Int64
+	// nodes keeps the upper tree nodes proofs read.
+	nodes nodeCache
 }
 
 // openedCheckpoint is a signed checkpoint (its exact bytes) and what it says.
@@ -643,28 +645,83 @@ func (l *Ledger) inclusion(ctx context.Context, index, size uint64, cache map[co
 	return nodes.Rehash(hashes, hasher.HashChildren)
 }
 
+// fetch returns the hashes of the stored nodes ids: from cache (a batch's
+// nodes not yet stored), the node cache, or the store.
 func (l *Ledger) fetch(ctx context.Context, ids []compact.NodeID, cache map[compact.NodeID][]byte) ([][]byte, error) {
 	out := make([][]byte, len(ids))
-	var missing []compact.NodeID
-	var at []int
+	var read, low []int // positions to read as they are; below nodeCacheLevel
 	for i, id := range ids {
 		if h, ok := cache[id]; ok {
 			out[i] = h
-			continue
 		}
-		missing = append(missing, id)
-		at = append(at, i)
 	}
-	if len(missing) > 0 {
-		hs, err := l.cfg.Store.Hashes(ctx, missing)
-		if err != nil {
-			return nil, err
+	l.nodes.fill(ids, out)
+	for i, id := range ids {
+		if out[i] != nil {
+			continue
+		} else if id.Level < nodeCacheLevel && cache == nil {
+			low = append(low, i)
+		} else {
+			read = append(read, i)
 		}
-		for j, h := range hs {
-			out[at[j]] = h
-		}
+	}
+	// A proof's nodes below nodeCacheLevel lie in one block of
+	// 2^nodeCacheLevel leaves: reading those leaves in one range and hashing
+	// them up costs a fraction of reading each node on its own.
+	lo, hi, span := leafSpan(ids, low)
+	if !span {
+		read, low = append(read, low...), nil
+	}
+	q := make([]compact.NodeID, 0, len(read)+int(hi-lo))
+	for _, i := range read {
+		q = append(q, ids[i])
+	}
+	for j := lo; j < hi; j++ {
+		q = append(q, compact.NewNodeID(0, j))
+	}
+	if len(q) == 0 {
+		return out, nil
+	}
+	hs, err := l.cfg.Store.Hashes(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for k, i := range read {
+		out[i] = hs[k]
+	}
+	l.nodes.put(q[:len(read)], hs[:len(read)])
+	leaves := hs[len(read):]
+	for _, i := range low {
+		id := ids[i]
+		first := id.Index<<id.Level - lo
+		out[i] = subtreeHash(leaves[first : first+1<<id.Level])
 	}
 	return out, nil
+}
+
+// leafSpan returns the leaves [lo, hi) under the nodes ids[low...] and
+// whether reading them is worth it: more than one node, all under one block
+// of 2^nodeCacheLevel leaves.
+func leafSpan(ids []compact.NodeID, low []int) (lo, hi uint64, ok bool) {
+	if len(low) < 2 {
+		return 0, 0, false
+	}
+	lo, hi = ^uint64(0), 0
+	for _, i := range low {
+		id := ids[i]
+		lo, hi = min(lo, id.Index<<id.Level), max(hi, (id.Index+1)<<id.Level)
+	}
+	return lo, hi, hi-lo <= 1<<nodeCacheLevel
+}
+
+// subtreeHash is the RFC 9162 hash of the complete subtree over leaves (a
+// power of two of them).
+func subtreeHash(leaves [][]byte) []byte {
+	if len(leaves) == 1 {
+		return leaves[0]
+	}
+	h := len(leaves) / 2
+	return hasher.HashChildren(subtreeHash(leaves[:h]), subtreeHash(leaves[h:]))
 }
 
 // Checkpoint returns the latest signed checkpoint (nil for an empty log).

@@ -7,6 +7,7 @@ package ledgertest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -341,6 +342,54 @@ func Run(t *testing.T, b Backend) {
 		}
 		if _, err := f.l.Prove(ctx, 13, 13); !errors.Is(err, ledger.ErrNotFound) {
 			t.Fatalf("index beyond size: %v", err)
+		}
+	})
+	t.Run("LED-8/proofs of a larger log, cold and from the node cache", func(t *testing.T) {
+		// 600 entries in commits of 37: proofs cross the node cache's
+		// level and read the lowest nodes as a run of leaves; each is checked
+		// against its checkpoint's root, by a fresh ledger and then again by
+		// the same one, its cache filled.
+		f := newFixture(t, b, false)
+		ctx := context.Background()
+		if err := FillSynthetic(ctx, f.store, f.signer, 600, 37); err != nil {
+			t.Fatal(err)
+		}
+		l, err := ledger.Open(ctx, ledger.Config{Store: f.store, Clock: time.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for round := 0; round < 2; round++ {
+			for _, size := range []uint64{37, 600} {
+				c, _ := f.store.Checkpoint(ctx, size)
+				cp, err := l.OpenCheckpoint(c)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for idx := uint64(0); idx < size; idx++ {
+					r, err := l.Prove(ctx, idx, size)
+					if err != nil {
+						t.Fatalf("round %d, index %d of %d: %v", round, idx, size, err)
+					}
+					leaf := ledger.LeafHash(ledger.KindECT, 0, binary.BigEndian.AppendUint64(nil, idx))
+					if !bytes.Equal(r.LeafHash, leaf) {
+						t.Fatalf("index %d: receipt names another leaf", idx)
+					}
+					if err := proof.VerifyInclusion(rfc6962.DefaultHasher, idx, size, leaf, r.InclusionProof, cp.Root); err != nil {
+						t.Fatalf("round %d, index %d of %d: %v", round, idx, size, err)
+					}
+				}
+			}
+		}
+		pr, err := l.Consistency(ctx, 37, 600)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c37, _ := f.store.Checkpoint(ctx, 37)
+		c600, _ := f.store.Checkpoint(ctx, 600)
+		cp37, _ := l.OpenCheckpoint(c37)
+		cp600, _ := l.OpenCheckpoint(c600)
+		if err := proof.VerifyConsistency(rfc6962.DefaultHasher, 37, 600, pr, cp37.Root, cp600.Root); err != nil {
+			t.Fatalf("consistency: %v", err)
 		}
 	})
 	t.Run("LED-3/the database refuses update and delete", func(t *testing.T) {
