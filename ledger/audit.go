@@ -2,10 +2,12 @@ package ledger
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"fmt"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +94,9 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 	if l.ect == nil {
 		return nil, fmt.Errorf("ledger: audit needs the trust of the agents")
 	}
+	// The chunk reader stops with the audit.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	st := l.cfg.Store
 	rep := &AuditReport{}
 	verifier := l.verifier
@@ -193,20 +198,17 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 	var cur uint64
 	find := storeFinder(st, func() uint64 { return cur })
 	var prevReceived int64
+	chunks := l.readChunks(ctx, size)
 	for from := uint64(0); from < size; from += auditChunk {
 		to := min(from+auditChunk, size)
-		es, err := st.Entries(ctx, from, to)
+		c := <-chunks
+		es, pre, err := c.es, c.pre, c.err
 		if err != nil {
 			return nil, err
 		}
 		if uint64(len(es)) != to-from {
 			return nil, &AuditError{Index: from, Reason: "entries are missing"}
 		}
-		// The signature checks of the chunk run first on every core (their
-		// results cached, keyed by the exact bytes and key); the pass below,
-		// in log order, verifies everything again at the cached signatures'
-		// price, so the first bad index is still the first.
-		l.warmSignatures(ctx, es)
 		built = built[:0]
 		for i := range es {
 			e := &es[i]
@@ -231,11 +233,11 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 				return nil, &AuditError{Index: e.Index - 1, Reason: fmt.Sprintf("no checkpoint of size %d ends the batch that entry %d closes", e.Index, e.Index-1)}
 			}
 			prevReceived = e.ReceivedAt
-			th := sha256.Sum256(e.Token)
-			if !bytes.Equal(th[:], e.TokenHash) {
+			p := &pre[i]
+			if !bytes.Equal(p.tokenHash[:], e.TokenHash) {
 				return nil, bad("token hash differs from the stored token")
 			}
-			leaf := LeafHash(e.Kind, e.ReceivedAt, e.Token)
+			leaf := p.leaf
 			if !bytes.Equal(leaf, e.LeafHash) {
 				return nil, bad("leaf hash differs from the stored token, kind and receipt time")
 			}
@@ -243,7 +245,10 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 			// verification), from the entries before it alone.
 			var want *Entry
 			var mandateMissing []string
-			d, err := l.derive(ctx, string(e.Token), nil, time.UnixMilli(e.ReceivedAt), find, true)
+			d, err := p.d, p.err
+			if !p.derived {
+				d, err = l.derive(ctx, string(e.Token), nil, time.UnixMilli(e.ReceivedAt), find, true)
+			}
 			switch k := keyFinding(err); {
 			case err == nil:
 				want, mandateMissing = d.entry, d.missing
@@ -299,7 +304,11 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 				}
 			}
 		}
-		// Every stored node of this chunk equals the recomputed one.
+		// Every stored node of this chunk equals the recomputed one (read
+		// level by level, as runs).
+		slices.SortFunc(built, func(a, b TreeNode) int {
+			return cmp.Or(cmp.Compare(a.ID.Level, b.ID.Level), cmp.Compare(a.ID.Index, b.ID.Index))
+		})
 		ids := make([]compact.NodeID, len(built))
 		for i, b := range built {
 			ids[i] = b.ID
@@ -332,13 +341,79 @@ func claimedLast(raw []byte) uint64 {
 	return 0
 }
 
-// warmSignatures verifies the tokens of es in parallel, for their
-// signature checks to be cached (sigCache holds a chunk); it decides
-// nothing: the audit's ordered pass does.
-func (l *Ledger) warmSignatures(ctx context.Context, es []Entry) {
+// chunk is one read of the audit: entries [from, from+auditChunk) and
+// what precompute gives of them.
+type chunk struct {
+	es  []Entry
+	pre []precomputed
+	err error
+}
+
+// readChunks reads the log's entries in chunks of auditChunk and
+// precomputes them, one chunk ahead of the audit's ordered pass, which
+// takes them in order: what depends on an entry's bytes alone (its hashes,
+// an ECT's verification as of its receipt time) is computed on every core
+// while the ordered pass decides the chunk before, so the first bad index
+// is still the first. The reader stops at the first error (sent as the
+// last chunk) or when ctx ends.
+func (l *Ledger) readChunks(ctx context.Context, size uint64) <-chan chunk {
+	ch := make(chan chunk, 1)
+	go func() {
+		defer close(ch)
+		for from := uint64(0); from < size; from += auditChunk {
+			es, err := l.cfg.Store.Entries(ctx, from, min(from+auditChunk, size))
+			var pre []precomputed
+			if err == nil {
+				pre = l.precompute(ctx, es)
+			}
+			select {
+			case ch <- chunk{es, pre, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return ch
+}
+
+// precomputed is what the audit computes of an entry from its bytes alone.
+type precomputed struct {
+	tokenHash [32]byte
+	leaf      []byte
+	// derived says d and err are the ECT's verification as of its receipt
+	// time (an ACT's depends on the entries before it: derived in order).
+	derived bool
+	d       *derived
+	err     error
+}
+
+// precompute computes, on every core, the hashes of es and the
+// verification of their ECTs; for ACTs it checks the signatures only, for
+// their results to be cached (the ledger's verifiers keep more than a
+// chunk); it decides nothing: the audit's ordered pass does.
+func (l *Ledger) precompute(ctx context.Context, es []Entry) []precomputed {
+	out := make([]precomputed, len(es))
+	one := func(i int) {
+		e, p := &es[i], &out[i]
+		p.tokenHash = sha256.Sum256(e.Token)
+		p.leaf = LeafHash(e.Kind, e.ReceivedAt, e.Token)
+		at := time.UnixMilli(e.ReceivedAt)
+		if kind, err := kindOf(string(e.Token)); err == nil && kind == KindECT {
+			p.derived = true
+			p.d, p.err = l.deriveECT(ctx, string(e.Token), at)
+		} else if err == nil {
+			l.act.VerifyAudit(ctx, string(e.Token), nil, at)
+		}
+	}
 	workers := runtime.GOMAXPROCS(0)
-	if l.ect == nil || workers < 2 || len(es) < 2*workers {
-		return
+	if workers < 2 || len(es) < 2*workers {
+		for i := range es {
+			one(i)
+		}
+		return out
 	}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -351,15 +426,10 @@ func (l *Ledger) warmSignatures(ctx context.Context, es []Entry) {
 				if i >= len(es) {
 					return
 				}
-				e := &es[i]
-				at := time.UnixMilli(e.ReceivedAt)
-				if e.Kind == KindECT {
-					l.ect.VerifyAudit(ctx, string(e.Token), at)
-				} else {
-					l.act.VerifyAudit(ctx, string(e.Token), nil, at)
-				}
+				one(i)
 			}
 		}()
 	}
 	wg.Wait()
+	return out
 }

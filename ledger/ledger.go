@@ -229,17 +229,17 @@ func KindOf(token string) string {
 // kindOf derives the family from the unverified typ (never trusted from the
 // caller, LED-1).
 func kindOf(token string) (string, error) {
-	t, err := jws.Parse(token, 0)
+	h, err := jws.ParseHeader(token, 0)
 	if err != nil {
 		return "", err
 	}
 	switch {
-	case jws.TypMatches(t.Header.Typ, ect.Typ) || jws.TypMatches(t.Header.Typ, ect.LegacyTyp):
+	case jws.TypMatches(h.Typ, ect.Typ) || jws.TypMatches(h.Typ, ect.LegacyTyp):
 		return KindECT, nil
-	case jws.TypMatches(t.Header.Typ, act.Typ):
+	case jws.TypMatches(h.Typ, act.Typ):
 		return "act", nil
 	}
-	return "", agentctx.Errorf(agentctx.CodeInvalidTyp, "LED-1", "typ", "typ %q is neither an ECT nor an ACT", t.Header.Typ)
+	return "", agentctx.Errorf(agentctx.CodeInvalidTyp, "LED-1", "typ", "typ %q is neither an ECT nor an ACT", h.Typ)
 }
 
 func toNode(e *Entry) dag.Node {

@@ -89,39 +89,11 @@ func malformed(format string, args ...any) *agentctx.Error {
 // compact JWS. maxLen <= 0 means DefaultMaxLength. Errors are *agentctx.Error
 // with code too_large or malformed.
 func Parse(token string, maxLen int) (*Token, error) {
-	if maxLen <= 0 {
-		maxLen = DefaultMaxLength
-	}
-	// SPEC: README "Tokens longer than 8192 bytes are rejected before parsing".
-	if len(token) > maxLen {
-		return nil, agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "token is %d bytes, the limit is %d", len(token), maxLen)
-	}
-	// Exactly two dots. The strict decoder below refuses every byte outside
-	// the base64url alphabet except CR and LF, which it skips: refuse those
-	// here. (IndexByte scans are vectorized; this is the hot path.)
-	dot1 := strings.IndexByte(token, '.')
-	dot2 := -1
-	if dot1 >= 0 {
-		if d := strings.IndexByte(token[dot1+1:], '.'); d >= 0 {
-			dot2 = dot1 + 1 + d
-			if strings.IndexByte(token[dot2+1:], '.') >= 0 {
-				return nil, malformed("token has more than three segments (JWE and other forms are not accepted)")
-			}
-		}
-	}
-	if dot2 < 0 {
-		return nil, malformed("token is not a JWS compact serialization (three dot-separated segments)")
-	}
-	if i := strings.IndexByte(token, '\n'); i >= 0 {
-		return nil, malformed("token contains a line break at offset %d", i)
-	}
-	if i := strings.IndexByte(token, '\r'); i >= 0 {
-		return nil, malformed("token contains a line break at offset %d", i)
+	dot1, dot2, err := split(token, maxLen)
+	if err != nil {
+		return nil, err
 	}
 	hseg, pseg, sseg := token[:dot1], token[dot1+1:dot2], token[dot2+1:]
-	if hseg == "" || pseg == "" {
-		return nil, malformed("token has an empty header or payload segment")
-	}
 	// An empty signature segment is left to the later steps: an unsecured
 	// token (alg "none") fails the alg check (ECT-V4), an allowed alg fails
 	// the signature check (ECT-V6).
@@ -153,6 +125,64 @@ func Parse(token string, maxLen int) (*Token, error) {
 	}
 	t.Members = members
 	return t, nil
+}
+
+// ParseHeader is Parse's checks of the whole envelope and of the header
+// alone, for a caller that needs only the header (the family of a token by
+// its typ): the payload and signature are not decoded, which Parse, run
+// later, does with the same errors.
+func ParseHeader(token string, maxLen int) (*Header, error) {
+	dot1, _, err := split(token, maxLen)
+	if err != nil {
+		return nil, err
+	}
+	hdr, _, err := decodeSegment(make([]byte, b64.DecodedLen(dot1)), []byte(token[:dot1]), "header")
+	if err != nil {
+		return nil, err
+	}
+	h := &Header{}
+	if err := parseHeader(hdr, h); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// split applies the size cap and the segment checks, and returns the
+// positions of the two dots.
+func split(token string, maxLen int) (dot1, dot2 int, err error) {
+	if maxLen <= 0 {
+		maxLen = DefaultMaxLength
+	}
+	// SPEC: README "Tokens longer than 8192 bytes are rejected before parsing".
+	if len(token) > maxLen {
+		return 0, 0, agentctx.Errorf(agentctx.CodeTooLarge, "ECT-V1", "", "token is %d bytes, the limit is %d", len(token), maxLen)
+	}
+	// Exactly two dots. The strict decoder below refuses every byte outside
+	// the base64url alphabet except CR and LF, which it skips: refuse those
+	// here. (IndexByte scans are vectorized; this is the hot path.)
+	dot1 = strings.IndexByte(token, '.')
+	dot2 = -1
+	if dot1 >= 0 {
+		if d := strings.IndexByte(token[dot1+1:], '.'); d >= 0 {
+			dot2 = dot1 + 1 + d
+			if strings.IndexByte(token[dot2+1:], '.') >= 0 {
+				return 0, 0, malformed("token has more than three segments (JWE and other forms are not accepted)")
+			}
+		}
+	}
+	if dot2 < 0 {
+		return 0, 0, malformed("token is not a JWS compact serialization (three dot-separated segments)")
+	}
+	if i := strings.IndexByte(token, '\n'); i >= 0 {
+		return 0, 0, malformed("token contains a line break at offset %d", i)
+	}
+	if i := strings.IndexByte(token, '\r'); i >= 0 {
+		return 0, 0, malformed("token contains a line break at offset %d", i)
+	}
+	if dot1 == 0 || dot2 == dot1+1 {
+		return 0, 0, malformed("token has an empty header or payload segment")
+	}
+	return dot1, dot2, nil
 }
 
 // decodeSegment decodes seg into the front of buf and returns the decoded

@@ -220,6 +220,10 @@ func runEvidence(t *testing.T, b Backend) {
 		{"caps", `UPDATE entries SET caps = 'read.data,delete.data' WHERE idx = 6`, 6, "caps"},
 		{"partial", `UPDATE entries SET partial = NOT partial WHERE idx = 3`, 3, "partial"},
 		{"iss", `UPDATE entries SET iss = 'spiffe://example.com/agent/b' WHERE idx = 2`, 2, "iss"},
+		// The next entry's token with its own hashes (same batch, so the
+		// same leaf hash): each check of the bytes passes, the token's
+		// verification gives another task than the row says.
+		{"token for the next one", `UPDATE entries SET token = (SELECT token FROM entries WHERE idx = 4), token_hash = (SELECT token_hash FROM entries WHERE idx = 4), leaf_hash = (SELECT leaf_hash FROM entries WHERE idx = 4) WHERE idx = 3`, 3, "column jti"},
 		{"received time backwards", `UPDATE entries SET received_ms = received_ms - 5000 WHERE idx >= 7`, 7, "before the previous"},
 		{"tail row", `INSERT INTO entries SELECT idx + 1, kind, jti, wid, iss, sub, exec_act, pred, ts, received_ms, partial, status, pol, caps, token, token_hash, leaf_hash FROM entries WHERE idx = 19`, 20, "latest checkpoint"},
 		{"checkpoint rolled back", `DELETE FROM checkpoints WHERE size = 20`, 7, "latest checkpoint"},
