@@ -6,12 +6,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -396,7 +393,7 @@ type precomputed struct {
 // chunk); it decides nothing: the audit's ordered pass does.
 func (l *Ledger) precompute(ctx context.Context, es []Entry) []precomputed {
 	out := make([]precomputed, len(es))
-	one := func(i int) {
+	parallel(len(es), func(i int) error {
 		e, p := &es[i], &out[i]
 		p.tokenHash = sha256.Sum256(e.Token)
 		p.leaf = LeafHash(e.Kind, e.ReceivedAt, e.Token)
@@ -407,29 +404,7 @@ func (l *Ledger) precompute(ctx context.Context, es []Entry) []precomputed {
 		} else if err == nil {
 			l.act.VerifyAudit(ctx, string(e.Token), nil, at)
 		}
-	}
-	workers := runtime.GOMAXPROCS(0)
-	if workers < 2 || len(es) < 2*workers {
-		for i := range es {
-			one(i)
-		}
-		return out
-	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(es) {
-					return
-				}
-				one(i)
-			}
-		}()
-	}
-	wg.Wait()
+		return nil
+	})
 	return out
 }

@@ -125,6 +125,9 @@ type Store interface {
 	Entries(ctx context.Context, from, to uint64) ([]Entry, error)
 	// ByJTI returns every entry whose jti is jti (lower case), any workflow.
 	ByJTI(ctx context.Context, jti string) ([]Entry, error)
+	// ByJTIs is ByJTI for many jtis at once (lower case, at most 500):
+	// every entry whose jti is one of them, in index order.
+	ByJTIs(ctx context.Context, jtis []string) ([]Entry, error)
 	// ByLeafHash returns the entries whose RFC 9162 leaf hash is hash, in
 	// index order (at most one in a ledger: the leaf data holds the receipt
 	// time and the token, and an identical token is not appended twice).

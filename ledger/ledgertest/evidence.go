@@ -346,10 +346,17 @@ func runEvidence(t *testing.T, b Backend) {
 	})
 }
 
-// failingStore fails every ByJTI look-up once fail is set.
+// failingStore fails every look-up by jti once fail is set.
 type failingStore struct {
 	ledger.Store
 	fail bool
+}
+
+func (s *failingStore) ByJTIs(ctx context.Context, jtis []string) ([]ledger.Entry, error) {
+	if s.fail {
+		return nil, errors.New("disk on fire")
+	}
+	return s.Store.ByJTIs(ctx, jtis)
 }
 
 func (s *failingStore) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -220,6 +221,11 @@ func Run(t *testing.T, b Backend) {
 		}
 		if n, _ := f.store.Size(context.Background()); n != 2 {
 			t.Fatalf("size %d after re-appends", n)
+		}
+		// The batch's look-up of many jtis at once, which found t1.
+		es, err := f.store.ByJTIs(context.Background(), []string{strings.ToLower(ledger.JTIOf(t2)), "00000000-0000-4000-8000-00000000dead", strings.ToLower(ledger.JTIOf(t1))})
+		if err != nil || len(es) != 2 || es[0].Index != 0 || es[1].Index != 1 || es[0].Token == nil {
+			t.Fatalf("ByJTIs: %v %+v", err, es)
 		}
 	})
 	t.Run("LED-4/same task twice is dag_duplicate", func(t *testing.T) {

@@ -377,6 +377,14 @@ func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
 	return s.query(ctx, `jti = $1`, jti)
 }
 
+// ByJTIs implements ledger.Store.
+func (s *Store) ByJTIs(ctx context.Context, jtis []string) ([]ledger.Entry, error) {
+	if len(jtis) == 0 {
+		return nil, nil
+	}
+	return s.query(ctx, `jti = ANY($1)`, jtis)
+}
+
 // ByLeafHash implements ledger.Store (indexed in ledgers created since the
 // service's leaf_hash proofs; a scan in older ones).
 func (s *Store) ByLeafHash(ctx context.Context, hash []byte) ([]ledger.Entry, error) {

@@ -299,6 +299,18 @@ func (s *Store) ByJTI(ctx context.Context, jti string) ([]ledger.Entry, error) {
 	return s.query(ctx, `jti = ?`, jti)
 }
 
+// ByJTIs implements ledger.Store with one prepared query per count.
+func (s *Store) ByJTIs(ctx context.Context, jtis []string) ([]ledger.Entry, error) {
+	if len(jtis) == 0 {
+		return nil, nil
+	}
+	args := make([]any, len(jtis))
+	for i, j := range jtis {
+		args[i] = j
+	}
+	return s.query(ctx, `jti IN (?`+strings.Repeat(",?", len(jtis)-1)+`)`, args...)
+}
+
 // ByLeafHash implements ledger.Store (indexed in ledgers created since the
 // service's leaf_hash proofs; a scan in older ones).
 func (s *Store) ByLeafHash(ctx context.Context, hash []byte) ([]ledger.Entry, error) {
