@@ -238,7 +238,7 @@ func NewMiddleware(cfg ServerConfig) (*Middleware, error) {
 	m := &Middleware{cfg: cfg, keys: trust.NewKeyCache()}
 	m.tr = telemetry.New(cfg.TracerProvider)
 	var err error
-	if m.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock, Replay: cfg.Nonces, KnownOther: cfg.KnownOther, Legacy: cfg.Legacy}); err != nil {
+	if m.wits, err = wimse.NewValidator(wimse.Config{Trust: cfg.WITTrust, Clock: cfg.Clock, Replay: cfg.Nonces, KnownOther: cfg.KnownOther, Legacy: cfg.Legacy, KeyCache: m.keys}); err != nil {
 		return nil, err
 	}
 	if m.ectV, err = ect.NewVerifier(ect.Config{Trust: cfg.Trust, Audience: cfg.ID, Clock: cfg.Clock, Replay: cfg.Replay, KeyCache: m.keys}); err != nil {

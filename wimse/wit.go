@@ -99,6 +99,10 @@ type Config struct {
 	// Legacy accepts the wpt-01 forms: the Workload-Proof-Token field and
 	// the ath claim.
 	Legacy bool
+	// KeyCache keeps per-key precomputation for the WPT signature checks
+	// (the key of a workload that sends many requests); nil: none. Share it
+	// with the ECT and ACT verifiers of the same receiver.
+	KeyCache *trust.KeyCache
 }
 
 // Validator validates WITs and WPTs. It is safe for concurrent use.

@@ -132,7 +132,7 @@ func (v *Validator) ValidateWPT(_ context.Context, token string, wit *WIT, req R
 		return nil, wptErr("alg", "%s", messageOf(err))
 	}
 	// SPEC: TR-6 signature with cnf.jwk.
-	if err := jws.Verify(t.Header.Alg, keyOf(wit.Key), t.SigningInput, t.Signature); err != nil {
+	if err := jws.VerifyWith(v.cfg.KeyCache, t.Header.Alg, keyOf(wit.Key), t.SigningInput, t.Signature); err != nil {
 		return nil, agentctx.Errorf(agentctx.CodeBadSignature, "TR-6", "", "the WPT's signature does not verify with the WIT's key")
 	}
 	if !t.Header.HasTyp || !jws.TypMatches(t.Header.Typ, WPTTyp) {
