@@ -25,6 +25,10 @@ const (
 	DefaultSpoolBatch = 256
 	DefaultMinBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
+	// DefaultKeepSent is how long a delivered token stays in the spool
+	// (its receipt for --spool-status and local look-up); the ledger holds
+	// it for good.
+	DefaultKeepSent = 24 * time.Hour
 )
 
 // Spool states.
@@ -67,6 +71,11 @@ type SpoolConfig struct {
 	// Log receives delivery failures and refusals (jti-free: token
 	// hashes and codes only); nil: slog.Default().
 	Log *slog.Logger
+	// KeepSent is how long a delivered token is kept after its receipt
+	// came back (DefaultKeepSent; negative: for ever); older ones are
+	// deleted, so the file does not grow without bound. Pending and
+	// refused tokens are never deleted.
+	KeepSent time.Duration
 }
 
 // Spool is the proxy's durable queue of signed tokens (BND-3): Append
@@ -135,6 +144,9 @@ func OpenSpool(cfg SpoolConfig) (*Spool, error) {
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.KeepSent == 0 {
+		cfg.KeepSent = DefaultKeepSent
 	}
 	db, err := openSpoolDB(cfg.Path)
 	if err != nil {
@@ -215,6 +227,9 @@ func (s *Spool) loop() {
 			continue // more may be waiting
 		}
 		backoff = 0
+		if err := s.prune(); err != nil {
+			s.cfg.Log.Warn("could not delete delivered tokens from the spool; trying again later", "err", err)
+		}
 		select {
 		case <-s.stop:
 			return
@@ -222,6 +237,23 @@ func (s *Spool) loop() {
 		case <-time.After(time.Second): // a poll, should a kick be missed
 		}
 	}
+}
+
+// pruneBatch is the most delivered tokens one prune deletes (one short
+// transaction; the loop prunes again after its next delivery or poll).
+const pruneBatch = 10000
+
+// prune deletes delivered tokens whose receipt came back more than
+// KeepSent ago.
+func (s *Spool) prune() error {
+	if s.cfg.KeepSent < 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
+	defer cancel()
+	before := s.cfg.Clock().Add(-s.cfg.KeepSent).UnixMilli()
+	_, err := s.db.ExecContext(ctx, `DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = ? AND sent_ms < ? ORDER BY id LIMIT ?)`, stateSent, before, pruneBatch)
+	return err
 }
 
 // sendOnce delivers one batch of pending tokens and records the results.

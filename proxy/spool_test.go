@@ -115,3 +115,48 @@ func TestSpool(t *testing.T) {
 		t.Fatalf("ReadSpoolStatus: %+v %v", st, err)
 	}
 }
+
+// TestSpoolPrune (BND-3): a delivered token is deleted once KeepSent has
+// passed since its receipt came back; pending and refused tokens stay.
+func TestSpoolPrune(t *testing.T) {
+	var mu sync.Mutex
+	now := time.Unix(1767225600, 0)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	led := &fakeLedger{got: map[string]int{}}
+	sp, err := proxy.OpenSpool(proxy.SpoolConfig{Path: filepath.Join(t.TempDir(), "spool.db"), Sender: led, Clock: clock,
+		KeepSent: time.Hour, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	sp.Append(context.Background(), []string{"tok-1", "tok-2", "bad-3"})
+	waitStatus(t, sp, func(s *proxy.SpoolStatus) bool { return s.Pending == 0 && s.Sent == 2 && s.Refused == 1 })
+	// Within the hour the delivered tokens stay, whatever the spool does.
+	mu.Lock()
+	now = now.Add(59 * time.Minute)
+	mu.Unlock()
+	sp.Append(context.Background(), []string{"tok-4"})
+	waitStatus(t, sp, func(s *proxy.SpoolStatus) bool { return s.Sent == 3 })
+	// Past it, the first two go; tok-4 (sent 59 minutes later) and the
+	// refused token stay.
+	mu.Lock()
+	now = now.Add(2 * time.Minute)
+	mu.Unlock()
+	led.mu.Lock()
+	led.failures = 1 << 30 // the ledger down: a pending token must stay too
+	led.mu.Unlock()
+	sp.Append(context.Background(), []string{"tok-5"})
+	led.mu.Lock()
+	led.failures = 0
+	led.mu.Unlock()
+	st := waitStatus(t, sp, func(s *proxy.SpoolStatus) bool { return s.Sent == 2 && s.Pending == 0 })
+	if st.Refused != 1 || st.ByCode[string(agentctx.CodeExpired)] != 1 {
+		t.Fatalf("BND-3: a refused token was pruned: %+v", st)
+	}
+	// tok-4 and tok-5 are what is left of the delivered ones.
+	mu.Lock()
+	now = now.Add(2 * time.Hour)
+	mu.Unlock()
+	sp.Append(context.Background(), []string{"bad-6"})
+	waitStatus(t, sp, func(s *proxy.SpoolStatus) bool { return s.Sent == 0 && s.Refused == 2 && s.Pending == 0 })
+}

@@ -320,6 +320,7 @@ func cmdProxy(e *env, args []string) error {
 	spoolStatus := fs.Bool("spool-status", false, "print the spool's pending, sent and refused tokens and exit")
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics (the spool's depth) on this address, apart from the proxied paths")
 	spoolBackoff := fs.Duration("spool-max-backoff", proxy.DefaultMaxBackoff, "the longest wait between deliveries while the ledger is down")
+	spoolKeep := fs.Duration("spool-keep-sent", proxy.DefaultKeepSent, "how long a delivered token stays in the spool after its receipt came back (negative: for ever; pending and refused tokens always stay)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
 	}
@@ -431,7 +432,7 @@ func cmdProxy(e *env, args []string) error {
 	}
 	var sink transport.Sink
 	if sender != nil {
-		sp, err := proxy.OpenSpool(proxy.SpoolConfig{Path: *spoolPath, Sender: sender, Clock: time.Now, MaxBackoff: *spoolBackoff, Log: log})
+		sp, err := proxy.OpenSpool(proxy.SpoolConfig{Path: *spoolPath, Sender: sender, Clock: time.Now, MaxBackoff: *spoolBackoff, KeepSent: *spoolKeep, Log: log})
 		if err != nil {
 			ln.Close()
 			return failf("%v", err)
