@@ -64,6 +64,14 @@ type ServerConfig struct {
 	SignResponses bool
 	// Action names the response ECT's exec_act; nil means "<METHOD> <path>".
 	Action func(r *http.Request) string
+	// Approve is asked for the human approval of an action that a
+	// request's ACT mandate lists in oversight.approval_required (ACT-M10,
+	// ACT-V3), and only then: it returns the approval the integrator holds
+	// for that mandate and action (from its approval service, a queue, a
+	// person), or nil when there is none yet. An error is a failure to ask
+	// (the request gets a 500, nothing is run). nil: every such action is
+	// refused with approval_required.
+	Approve func(r *http.Request, m *act.Mandate, action string) (*act.Approval, error)
 	// Sink receives every token the middleware signs; nil: none.
 	Sink Sink
 	// LedgerID, when the signed tokens go to an audit ledger, is added to
@@ -440,7 +448,17 @@ func (m *Middleware) verify(r *http.Request) (*Verified, error) {
 			return nil, err
 		}
 		// SPEC: BND-1 the action of the request must be one of the mandate's capabilities (ACT-V3).
-		if _, err := res.Authorize(cfg.Action(r), nil); err != nil {
+		action := cfg.Action(r)
+		var approval *act.Approval
+		if cfg.Approve != nil && res.Mandate.Oversight != nil && slices.Contains(res.Mandate.Oversight.ApprovalRequired, action) {
+			if approval, err = cfg.Approve(r, res.Mandate, action); err != nil {
+				// The integrator's error stays in the log: it may say more
+				// than a caller should read.
+				cfg.Log.Error("asking for an approval failed", "mandate_jti", res.Mandate.ID, "action", action, "err", err)
+				return nil, agentctx.Errorf(agentctx.CodeInternal, "ACT-V3", "oversight", "the approval of %q could not be asked for; try again later", action)
+			}
+		}
+		if _, err := res.Authorize(action, approval); err != nil {
 			return nil, err
 		}
 		v.Mandate, v.chain = res, chain

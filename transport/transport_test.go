@@ -3,11 +3,13 @@ package transport_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -299,5 +301,86 @@ func TestACTOverHTTP(t *testing.T) {
 	}
 	if p := problem(t, resp); resp.StatusCode != 403 || p.Code != agentctx.CodeCapabilityViolation {
 		t.Fatalf("ACT-V3: an action outside the mandate: %d %+v", resp.StatusCode, p)
+	}
+}
+
+// TestApproval (ACT-M10, ACT-V3 over HTTP): an action the mandate's
+// oversight lists in approval_required runs only with the approval that
+// ServerConfig.Approve returns for that mandate and action, and from the
+// approver the mandate names; no Approve, no approval, another approver:
+// approval_required; Approve failing: a 500 that does not repeat its error.
+func TestApproval(t *testing.T) {
+	var mu sync.Mutex
+	var asked []string
+	var answer func(m *act.Mandate, action string) (*act.Approval, error)
+	w := newWorld(t, func(c *transport.ServerConfig) {
+		c.Action = func(*http.Request) string { return "echo" }
+		c.Log = slog.New(slog.DiscardHandler)
+		c.Approve = func(_ *http.Request, m *act.Mandate, action string) (*act.Approval, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			asked = append(asked, action)
+			return answer(m, action)
+		}
+	})
+	mandate := func(o *act.Oversight) string {
+		tok, err := act.NewMandate(clientKey, &act.Mandate{Issuer: clientID, Subject: serverID, Audience: []string{serverID},
+			Task: act.Task{Purpose: "echo"}, Capabilities: []act.Capability{{Action: "echo"}}, Oversight: o}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	hc := w.client(t, transport.ProofWPT, false)
+	do := func(m string) (int, agentctx.Code, string) {
+		t.Helper()
+		req, _ := http.NewRequestWithContext(transport.WithCall(context.Background(), &transport.Call{ExecAct: "ask", Audience: []string{serverID}, Mandate: m, Done: &transport.Result{}}),
+			"POST", w.srv.URL+"/api/echo", strings.NewReader("hi"))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode == 200 {
+			resp.Body.Close()
+			return 200, "", ""
+		}
+		p := problem(t, resp)
+		return resp.StatusCode, p.Code, p.Detail
+	}
+	needs := &act.Oversight{ApprovalRequired: []string{"echo"}, Approver: "spiffe://example.com/human/alice"}
+	answer = func(m *act.Mandate, action string) (*act.Approval, error) {
+		return &act.Approval{MandateID: m.ID, Action: action, Approver: "spiffe://example.com/human/alice"}, nil
+	}
+	if st, code, detail := do(mandate(needs)); st != 200 {
+		t.Fatalf("ACT-V3: an approved action: %d %s %s", st, code, detail)
+	}
+	answer = func(*act.Mandate, string) (*act.Approval, error) { return nil, nil }
+	if st, code, _ := do(mandate(needs)); st != 403 || code != agentctx.CodeApprovalRequired {
+		t.Fatalf("ACT-V3: no approval yet: %d %s", st, code)
+	}
+	answer = func(m *act.Mandate, action string) (*act.Approval, error) {
+		return &act.Approval{MandateID: m.ID, Action: action, Approver: "spiffe://example.com/human/mallory"}, nil
+	}
+	if st, code, _ := do(mandate(needs)); st != 403 || code != agentctx.CodeApprovalRequired {
+		t.Fatalf("ACT-V3: another approver: %d %s", st, code)
+	}
+	answer = func(*act.Mandate, string) (*act.Approval, error) {
+		return nil, errors.New("approvals db password=hunter2 unreachable")
+	}
+	if st, code, detail := do(mandate(needs)); st != 500 || code != agentctx.CodeInternal || strings.Contains(detail, "hunter2") {
+		t.Fatalf("Approve failing: %d %s %q", st, code, detail)
+	}
+	// A mandate without oversight never asks.
+	mu.Lock()
+	n := len(asked)
+	mu.Unlock()
+	if st, _, _ := do(mandate(nil)); st != 200 || len(asked) != n {
+		t.Fatalf("a mandate without oversight: %d, asked %d times", st, len(asked)-n)
+	}
+	// Without Approve, an action that needs approval is refused.
+	w2 := newWorld(t, func(c *transport.ServerConfig) { c.Action = func(*http.Request) string { return "echo" } })
+	hc, w = w2.client(t, transport.ProofWPT, false), w2
+	if st, code, _ := do(mandate(needs)); st != 403 || code != agentctx.CodeApprovalRequired {
+		t.Fatalf("ACT-V3: no Approve: %d %s", st, code)
 	}
 }
