@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -198,7 +199,10 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 	chunks := l.readChunks(ctx, size)
 	for from := uint64(0); from < size; from += auditChunk {
 		to := min(from+auditChunk, size)
-		c := <-chunks
+		c, ok := <-chunks
+		if !ok { // the reader stopped: ctx ended
+			return nil, fmt.Errorf("ledger: audit stopped: %w", context.Cause(ctx))
+		}
 		es, pre, err := c.es, c.pre, c.err
 		if err != nil {
 			return nil, err
@@ -311,8 +315,10 @@ func (l *Ledger) AuditWith(ctx context.Context, opts AuditOptions) (*AuditReport
 			ids[i] = b.ID
 		}
 		got, err := st.Hashes(ctx, ids)
-		if err != nil {
+		if errors.Is(err, ErrNotFound) {
 			return nil, &AuditError{Index: from, Reason: "tree nodes are missing: " + err.Error()}
+		} else if err != nil {
+			return nil, err // reading failed: no verdict
 		}
 		for i, b := range built {
 			if !bytes.Equal(got[i], b.Hash) {

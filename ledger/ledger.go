@@ -1054,7 +1054,6 @@ type batchStore struct {
 	byJTI map[string][]Entry
 }
 
-// ByJTI implements Store, remembering each answer for the batch.
 // prefetch looks the jtis of inputs up with one query, for ByJTI to
 // answer them from memory.
 func (b *batchStore) prefetch(ctx context.Context, inputs []Input) error {
@@ -1077,7 +1076,7 @@ func (b *batchStore) prefetch(ctx context.Context, inputs []Input) error {
 	}
 	found := make(map[string][]Entry, len(jtis))
 	for _, e := range es {
-		found[e.JTI] = append(found[e.JTI], e)
+		found[strings.ToLower(e.JTI)] = append(found[strings.ToLower(e.JTI)], e)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -1089,6 +1088,7 @@ func (b *batchStore) prefetch(ctx context.Context, inputs []Input) error {
 	return nil
 }
 
+// ByJTI implements Store, remembering each answer for the batch.
 func (b *batchStore) ByJTI(ctx context.Context, jti string) ([]Entry, error) {
 	b.mu.Lock()
 	es, ok := b.byJTI[jti]

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/transparency-dev/merkle/compact"
 	"golang.org/x/mod/sumdb/note"
 
 	"github.com/agentctx/agentctx"
@@ -228,6 +229,7 @@ func runEvidence(t *testing.T, b Backend) {
 		{"tail row", `INSERT INTO entries SELECT idx + 1, kind, jti, wid, iss, sub, exec_act, pred, ts, received_ms, partial, status, pol, caps, token, token_hash, leaf_hash FROM entries WHERE idx = 19`, 20, "latest checkpoint"},
 		{"checkpoint rolled back", `DELETE FROM checkpoints WHERE size = 20`, 7, "latest checkpoint"},
 		{"checkpoints truncated", `DELETE FROM checkpoints`, 0, "latest checkpoint"},
+		{"tree without a node", `DELETE FROM nodes WHERE level = 1 AND idx = 2`, 0, "tree nodes are missing"},
 	} {
 		t.Run("LED-9/audit finds a changed "+c.name, func(t *testing.T) {
 			f, _ := build(t)
@@ -343,13 +345,40 @@ func runEvidence(t *testing.T, b Backend) {
 		if _, err := l.Audit(ctx); err == nil || errors.As(err, new(*ledger.AuditError)) {
 			t.Fatalf("audit with a failing store: %v", err)
 		}
+		// Tree nodes that cannot be read are no finding either, and an
+		// audit whose context ends stops with that, not with a verdict.
+		g := newFixture(t, b, false)
+		tok, _ = g.ECT("y")
+		g.ok(tok)
+		broken = &failingStore{Store: g.store, failHashes: true}
+		l, err = ledger.Open(ctx, ledger.Config{Store: broken, Signer: g.signer, Trust: Trust(), Clock: func() time.Time { return g.now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Audit(ctx); err == nil || errors.As(err, new(*ledger.AuditError)) {
+			t.Fatalf("audit with unreadable tree nodes: %v", err)
+		}
+		canceled, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := g.l.Audit(canceled); err == nil || errors.As(err, new(*ledger.AuditError)) {
+			t.Fatalf("audit with its context ended: %v", err)
+		}
 	})
 }
 
-// failingStore fails every look-up by jti once fail is set.
+// failingStore fails every look-up by jti once fail is set, and every
+// tree node read with failHashes.
 type failingStore struct {
 	ledger.Store
-	fail bool
+	fail       bool
+	failHashes bool // fail every Hashes read
+}
+
+func (s *failingStore) Hashes(ctx context.Context, ids []compact.NodeID) ([][]byte, error) {
+	if s.failHashes {
+		return nil, errors.New("disk on fire")
+	}
+	return s.Store.Hashes(ctx, ids)
 }
 
 func (s *failingStore) ByJTIs(ctx context.Context, jtis []string) ([]ledger.Entry, error) {
