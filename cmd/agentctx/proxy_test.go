@@ -103,3 +103,21 @@ func TestProxyCLI(t *testing.T) {
 		t.Fatalf("%d %s", resp.StatusCode, b)
 	}
 }
+
+// TestProxyApprovalsFlag: --approvals is checked before the proxy serves:
+// a file its group or others may write is refused (whoever writes it
+// approves actions), and so is --approvals with --outbound.
+func TestProxyApprovalsFlag(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "approvals.json")
+	os.WriteFile(path, []byte("[]"), 0o600)
+	os.Chmod(path, 0o664)
+	args := []string{"proxy", "--upstream", "http://127.0.0.1:1", "--id", "spiffe://example.com/tool/b", "--key", "k.jwk", "--trust", "trust.json", "--approvals", path}
+	if _, stderr, code := cli(t, dir, "", args...); code != 2 || !strings.Contains(stderr, "chmod go-w") {
+		t.Fatalf("a group-writable approvals file: exit %d, %s", code, stderr)
+	}
+	os.Chmod(path, 0o600)
+	if _, stderr, code := cli(t, dir, "", append(args, "--outbound")...); code != 2 || !strings.Contains(stderr, "--approvals is for the inbound proxy") {
+		t.Fatalf("--approvals with --outbound: exit %d, %s", code, stderr)
+	}
+}

@@ -289,7 +289,7 @@ func splitFirst(field string) string {
 }
 
 func cmdProxy(e *env, args []string) error {
-	fs := newFlags(e, "proxy", "proxy --upstream URL --id ID --key KEY [--wit @WIT] --trust FILE [--listen ADDR] [--public-url URL] [--policy require|verify-if-present|off] [--proof wpt|httpsig|any] [--action 'METHOD /path=ACTION']... [--mcp] [--ledger URL [--ledger-id ID] | --db FILE --db-key KEY] [--spool FILE] | --spool-status")
+	fs := newFlags(e, "proxy", "proxy --upstream URL --id ID --key KEY [--wit @WIT] --trust FILE [--listen ADDR] [--public-url URL] [--policy require|verify-if-present|off] [--proof wpt|httpsig|any] [--action 'METHOD /path=ACTION']... [--mcp] [--ledger URL [--ledger-id ID] | --db FILE --db-key KEY] [--spool FILE] [--approvals FILE] | --spool-status")
 	upstream := fs.String("upstream", "", "the base URL of the service behind the proxy: a request for path P goes to <upstream>P")
 	id := fs.String("id", "", "the proxy's identity: the audience callers' ECTs must name, the iss of the ECTs it signs")
 	keyPath := fs.String("key", "", "the proxy's private key file (signs the response ECTs and responses)")
@@ -320,6 +320,7 @@ func cmdProxy(e *env, args []string) error {
 	spoolStatus := fs.Bool("spool-status", false, "print the spool's pending, sent and refused tokens and exit")
 	metricsListen := fs.String("metrics-listen", "", "serve /metrics (the spool's depth) on this address, apart from the proxied paths")
 	spoolBackoff := fs.Duration("spool-max-backoff", proxy.DefaultMaxBackoff, "the longest wait between deliveries while the ledger is down")
+	approvals := fs.String("approvals", "", "a JSON file of the human approvals granted ([{\"mandate\": JTI, \"action\": A, \"approver\": ID}], not writable by group or others), for actions a mandate's oversight requires; without it such actions are refused")
 	spoolKeep := fs.Duration("spool-keep-sent", proxy.DefaultKeepSent, "how long a delivered token stays in the spool after its receipt came back (negative: for ever; pending and refused tokens always stay)")
 	if err := parseFlagsNoArgs(fs, args); err != nil {
 		return err
@@ -329,6 +330,16 @@ func cmdProxy(e *env, args []string) error {
 	}
 	if *spoolStatus {
 		return printSpoolStatus(e, *spoolPath)
+	}
+	if *approvals != "" {
+		if *outbound {
+			return usagef("approvals are checked where the mandate is used: on the proxy in front of the service", "--approvals is for the inbound proxy, not --outbound")
+		}
+		// Checked at start too: a file others may write is refused before
+		// the proxy serves anything.
+		if err := proxy.CheckApprovalFile(*approvals); err != nil {
+			return usagef("", "--approvals: %v", err)
+		}
 	}
 	if *ledgerURL != "" && *dbPath != "" {
 		return usagef("choose one", "--ledger and --db both given: the tokens go to one ledger")
@@ -476,10 +487,13 @@ func cmdProxy(e *env, args []string) error {
 		h, err = proxy.NewOutbound(proxy.OutboundConfig{Client: transport.ClientConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now, Proof: proofKind},
 			Peers: peers, Routes: routes, WorkflowID: *wid, Mandate: mandate, Sink: sink, LedgerID: *ledgerID, Log: log})
 	} else {
-		h, err = proxy.New(proxy.Config{ServerConfig: transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
+		sc := transport.ServerConfig{ID: *id, Key: key, WIT: wit, Trust: ts, WITTrust: ts, Clock: time.Now,
 			Policy: pol, Proof: proofKind, SignResponses: *signAll, Legacy: *legacy, Log: log, Sink: sink, LedgerID: *ledgerID,
-			TracerProvider: tp, TraceClaim: *traceClaim},
-			Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout, MCP: *mcpMode})
+			TracerProvider: tp, TraceClaim: *traceClaim}
+		if *approvals != "" {
+			sc.Approve = (&proxy.ApprovalFile{Path: *approvals}).Approve
+		}
+		h, err = proxy.New(proxy.Config{ServerConfig: sc, Upstream: up, PublicURL: pu, Routes: routes, UpstreamTimeout: *timeout, MCP: *mcpMode})
 	}
 	if err != nil {
 		ln.Close()
