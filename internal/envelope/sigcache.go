@@ -15,21 +15,25 @@ import (
 // entry is the SHA-256 of the algorithm, the public key's bytes, the signing
 // input and the signature: a hit means exactly this signature over exactly
 // these bytes verified with exactly this key, which is what jws.Verify would
-// say again. Every other step of Open runs each time. It holds at most max
-// entries (when full it starts over) and is safe for concurrent use.
+// say again. Every other step of Open runs each time. It holds at most size
+// entries in two generations of size/2: when the newer is full, the older is
+// dropped and the newer takes its place, so the signatures added last are
+// always kept (a cache that started over when full lost a whole working
+// set at once). It is safe for concurrent use.
 type SigCache struct {
-	mu  sync.Mutex
-	m   map[[32]byte]struct{}
-	max int
+	mu       sync.Mutex
+	cur, old map[[32]byte]struct{}
+	gen      int // entries per generation
 }
 
-// NewSigCache returns a cache of at most max signatures; max <= 0 gives
+// NewSigCache returns a cache of at most size signatures; size <= 0 gives
 // nil, which caches nothing.
-func NewSigCache(max int) *SigCache {
-	if max <= 0 {
+func NewSigCache(size int) *SigCache {
+	if size <= 0 {
 		return nil
 	}
-	return &SigCache{m: make(map[[32]byte]struct{}, max), max: max}
+	gen := max(1, size/2)
+	return &SigCache{cur: make(map[[32]byte]struct{}, gen), gen: gen}
 }
 
 // key names (alg, pub, input, sig); ok is false for a key type it does not
@@ -62,9 +66,15 @@ func (c *SigCache) has(k [32]byte) bool {
 		return false
 	}
 	c.mu.Lock()
-	_, ok := c.m[k]
-	c.mu.Unlock()
-	return ok
+	defer c.mu.Unlock()
+	if _, ok := c.cur[k]; ok {
+		return true
+	}
+	if _, ok := c.old[k]; ok {
+		c.put(k) // still in use: into the newer generation
+		return true
+	}
+	return false
 }
 
 func (c *SigCache) add(k [32]byte) {
@@ -72,9 +82,15 @@ func (c *SigCache) add(k [32]byte) {
 		return
 	}
 	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m)
-	}
-	c.m[k] = struct{}{}
+	c.put(k)
 	c.mu.Unlock()
+}
+
+// put adds k to the newer generation, which becomes the older one when
+// full. c.mu is held.
+func (c *SigCache) put(k [32]byte) {
+	if len(c.cur) >= c.gen {
+		c.old, c.cur = c.cur, make(map[[32]byte]struct{}, c.gen)
+	}
+	c.cur[k] = struct{}{}
 }
