@@ -96,3 +96,31 @@ func TestApprovalFile(t *testing.T) {
 		t.Fatalf("a missing approvals file: %d", st)
 	}
 }
+
+// FuzzApprovalFile: any bytes in the approvals file are accepted or
+// refused, never a panic, and the start-time check and the per-request
+// read agree; an accepted file approves only what it names.
+func FuzzApprovalFile(f *testing.F) {
+	f.Add([]byte(`[]`))
+	f.Add([]byte(`[{"mandate": "m-1", "action": "pay", "approver": "spiffe://example.com/human/alice"}]`))
+	f.Add([]byte(`[{"mandate": "M-1", "action": "pay", "approver": "a"}, {"mandate": "m-2", "action": "x", "approver": "b"}]`))
+	f.Add([]byte(`[{"mandate": "m-1", "action": "pay"}]`))
+	f.Add([]byte(`{"mandate": "m-1"}`))
+	f.Add([]byte(`[] []`))
+	f.Add([]byte("\xff\x00["))
+	path := filepath.Join(f.TempDir(), "approvals.json")
+	m := &act.Mandate{ID: "m-1", Oversight: &act.Oversight{ApprovalRequired: []string{"pay"}}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		checked := proxy.CheckApprovalFile(path)
+		a, err := (&proxy.ApprovalFile{Path: path}).Approve(nil, m, "pay")
+		if (checked == nil) != (err == nil) {
+			t.Fatalf("CheckApprovalFile says %v, Approve says %v", checked, err)
+		}
+		if a != nil && (!strings.EqualFold(a.MandateID, "m-1") || a.Action != "pay" || a.Approver == "") {
+			t.Fatalf("an approval of something else: %+v", a)
+		}
+	})
+}
