@@ -1,12 +1,15 @@
 package jws
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"math/big"
 	"testing"
+
+	"filippo.io/nistec"
 )
 
 func p256Same(t *testing.T, what string, tab *p256Table, pub *ecdsa.PublicKey, digest []byte, r, s *big.Int) {
@@ -148,4 +151,47 @@ func TestVerifyWithTable(t *testing.T) {
 	if err := VerifyWith(c, ES256, &priv.PublicKey, input, bad); err == nil {
 		t.Fatal("a bad signature verifies with the table")
 	}
+}
+
+// TestP256TableMul: the table's k * Q equals nistec's constant-time
+// ScalarMult for scalars at every window boundary, the extremes and
+// random ones (the window arithmetic of mul, which verify's differential
+// tests reach only through random u2).
+func TestP256TableMul(t *testing.T) {
+	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tab, ok := newP256Table(&priv.PublicKey)
+	if !ok {
+		t.Fatal("no table")
+	}
+	q, _ := nistec.NewP256Point().SetBytes(must(priv.PublicKey.Bytes()))
+	var scalars [][]byte
+	for _, v := range []*big.Int{big.NewInt(0), big.NewInt(1), big.NewInt(2), big.NewInt(63), big.NewInt(64),
+		new(big.Int).Sub(p256N, big.NewInt(1)), p256N, new(big.Int).Sub(new(big.Int).Lsh(big.NewInt(1), 256), big.NewInt(1))} {
+		scalars = append(scalars, v.FillBytes(make([]byte, 32)))
+	}
+	for bit := 0; bit < 256; bit++ { // 2^bit and 2^bit - 1: every window edge
+		one := new(big.Int).Lsh(big.NewInt(1), uint(bit))
+		scalars = append(scalars, one.FillBytes(make([]byte, 32)), new(big.Int).Sub(one, big.NewInt(1)).FillBytes(make([]byte, 32)))
+	}
+	for i := 0; i < 200; i++ {
+		k := make([]byte, 32)
+		rand.Read(k)
+		scalars = append(scalars, k)
+	}
+	for _, k := range scalars {
+		want, err := nistec.NewP256Point().ScalarMult(q, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := tab.mul(k); !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Fatalf("k = %x: the table's product differs from ScalarMult", k)
+		}
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
 }
