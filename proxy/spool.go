@@ -96,6 +96,7 @@ type Spool struct {
 	once   sync.Once
 	ctx    context.Context // canceled by Close: a delivery in flight stops
 	cancel context.CancelFunc
+	pruned time.Time // the last prune (the send loop's alone)
 }
 
 const spoolSchema = `CREATE TABLE IF NOT EXISTS spool (
@@ -239,20 +240,27 @@ func (s *Spool) loop() {
 	}
 }
 
-// pruneBatch is the most delivered tokens one prune deletes (one short
-// transaction; the loop prunes again after its next delivery or poll).
-const pruneBatch = 10000
+// A prune looks at the pruneBatch oldest delivered tokens (one short
+// transaction, however large the spool), at most once per pruneEvery.
+const (
+	pruneBatch = 10000
+	pruneEvery = time.Minute
+)
 
 // prune deletes delivered tokens whose receipt came back more than
-// KeepSent ago.
+// KeepSent ago, among the oldest delivered (tokens are delivered in spool
+// order, so those are the ones whose time is up first).
 func (s *Spool) prune() error {
-	if s.cfg.KeepSent < 0 {
+	now := s.cfg.Clock()
+	if s.cfg.KeepSent < 0 || (!s.pruned.IsZero() && now.Sub(s.pruned) < pruneEvery) {
 		return nil
 	}
+	s.pruned = now
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
-	before := s.cfg.Clock().Add(-s.cfg.KeepSent).UnixMilli()
-	_, err := s.db.ExecContext(ctx, `DELETE FROM spool WHERE id IN (SELECT id FROM spool WHERE state = ? AND sent_ms < ? ORDER BY id LIMIT ?)`, stateSent, before, pruneBatch)
+	before := now.Add(-s.cfg.KeepSent).UnixMilli()
+	_, err := s.db.ExecContext(ctx, `DELETE FROM spool WHERE id IN (SELECT id FROM (SELECT id, sent_ms FROM spool WHERE state = ? ORDER BY id LIMIT ?) WHERE sent_ms < ?)`,
+		stateSent, pruneBatch, before)
 	return err
 }
 
