@@ -98,19 +98,16 @@ func BenchmarkAppendBatchAt110k(b *testing.B) {
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "ECTs/s")
 }
 
-// BenchmarkAppendBatchAt1M is BenchmarkAppendBatch into a ledger that
-// already holds 1,000,000 entries (goal: at most 1.3x the empty-ledger
-// time). The million are synthetic (FillSynthetic: real jti, leaf and tree
-// rows, 8-byte tokens), so the file is smaller than a real one's, its
-// indexes as deep.
-func BenchmarkAppendBatchAt1M(b *testing.B) {
-	const batch, size = 1000, 1_000_000
+// syntheticLedger returns a SQLite ledger filled through the store with
+// size synthetic entries (FillSynthetic), closed when b ends, and its
+// signer.
+func syntheticLedger(b *testing.B, size uint64) (*sqlite.Store, note.Signer) {
 	ctx := context.Background()
 	s, err := sqlite.Open(filepath.Join(b.TempDir(), "l.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
+	b.Cleanup(func() { s.Close() })
 	skey, vkey, _ := ledger.GenerateKey(ledgertest.LedgerID)
 	if err := ledger.Create(ctx, s, ledgertest.LedgerID, vkey); err != nil {
 		b.Fatal(err)
@@ -119,6 +116,18 @@ func BenchmarkAppendBatchAt1M(b *testing.B) {
 	if err := ledgertest.FillSynthetic(ctx, s, signer, size, 50_000); err != nil {
 		b.Fatal(err)
 	}
+	return s, signer
+}
+
+// BenchmarkAppendBatchAt1M is BenchmarkAppendBatch into a ledger that
+// already holds 1,000,000 entries (goal: at most 1.3x the empty-ledger
+// time). The million are synthetic (FillSynthetic: real jti, leaf and tree
+// rows, 8-byte tokens), so the file is smaller than a real one's, its
+// indexes as deep.
+func BenchmarkAppendBatchAt1M(b *testing.B) {
+	const batch, size = 1000, 1_000_000
+	ctx := context.Background()
+	s, signer := syntheticLedger(b, size)
 	now := time.Unix(1767225600, 0)
 	l, err := ledger.Open(ctx, ledger.Config{Store: s, Signer: signer, Trust: ledgertest.Trust(), Clock: func() time.Time { return now }})
 	if err != nil {
@@ -143,21 +152,9 @@ func BenchmarkAppendBatchAt1M(b *testing.B) {
 // the store directly with small synthetic entries (proofs read only tree
 // nodes), so the fill takes seconds rather than verifying a million tokens.
 func BenchmarkInclusionProof1M(b *testing.B) {
-	const size, chunk = 1_000_000, 50_000
+	const size = 1_000_000
 	ctx := context.Background()
-	s, err := sqlite.Open(filepath.Join(b.TempDir(), "l.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	skey, vkey, _ := ledger.GenerateKey(ledgertest.LedgerID)
-	if err := ledger.Create(ctx, s, ledgertest.LedgerID, vkey); err != nil {
-		b.Fatal(err)
-	}
-	signer, _ := note.NewSigner(skey)
-	if err := ledgertest.FillSynthetic(ctx, s, signer, size, chunk); err != nil {
-		b.Fatal(err)
-	}
+	s, _ := syntheticLedger(b, size)
 	l, err := ledger.Open(ctx, ledger.Config{Store: s, Clock: time.Now})
 	if err != nil {
 		b.Fatal(err)
