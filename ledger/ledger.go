@@ -558,15 +558,20 @@ func (l *Ledger) prepare(ctx context.Context, st *batchStore, inputs []Input, no
 	// then each input is verified, one at a time, for the cores to stay
 	// busy to the end.
 	const block = 128
+	jtis := make([]string, len(inputs)) // each input's jti, read once
 	err := parallel((len(inputs)+block-1)/block, func(b int) error {
-		return st.prefetch(ctx, inputs[b*block:min((b+1)*block, len(inputs))])
+		from, to := b*block, min((b+1)*block, len(inputs))
+		for i := from; i < to; i++ {
+			jtis[i] = strings.ToLower(JTIOf(strings.TrimSpace(inputs[i].Token)))
+		}
+		return st.prefetch(ctx, jtis[from:to])
 	})
 	if err != nil {
 		return nil, err
 	}
 	pre := make([]prepared, len(inputs))
 	err = parallel(len(inputs), func(i int) error {
-		return l.prepareOne(ctx, st, inputs[i], &pre[i], now, find(i))
+		return l.prepareOne(ctx, st, inputs[i], jtis[i], &pre[i], now, find(i))
 	})
 	return pre, err
 }
@@ -604,12 +609,12 @@ func parallel(n int, f func(i int) error) error {
 	return first
 }
 
-// prepareOne is the parallel phase of one input: its stored entry if the
-// ledger holds it, else its verification.
-func (l *Ledger) prepareOne(ctx context.Context, st *batchStore, in Input, p *prepared, now time.Time, find finder) error {
+// prepareOne is the parallel phase of one input whose jti is jti (lower
+// case): its stored entry if the ledger holds it, else its verification.
+func (l *Ledger) prepareOne(ctx context.Context, st *batchStore, in Input, jti string, p *prepared, now time.Time, find finder) error {
 	in.Token = strings.TrimSpace(in.Token)
 	p.hash = sha256.Sum256([]byte(in.Token))
-	e, err := l.byToken(ctx, st, in.Token, p.hash[:])
+	e, err := l.byToken(ctx, st, jti, p.hash[:])
 	if err != nil {
 		return err
 	}
@@ -632,15 +637,15 @@ func (l *Ledger) prepareOne(ctx context.Context, st *batchStore, in Input, p *pr
 	return nil
 }
 
-// byToken returns the entry holding exactly token (whose SHA-256 is hash),
-// or nil. It looks the token's task up by jti (an identical token has the
-// same jti), which spares the store an index on token hashes.
-func (l *Ledger) byToken(ctx context.Context, st Store, token string, hash []byte) (*Entry, error) {
-	jti := JTIOf(token)
+// byToken returns the entry holding exactly the token whose jti is jti
+// (lower case) and whose SHA-256 is hash, or nil. It looks the token's task
+// up by jti (an identical token has the same jti), which spares the store
+// an index on token hashes.
+func (l *Ledger) byToken(ctx context.Context, st Store, jti string, hash []byte) (*Entry, error) {
 	if jti == "" {
 		return nil, nil
 	}
-	es, err := st.ByJTI(ctx, strings.ToLower(jti))
+	es, err := st.ByJTI(ctx, jti)
 	if err != nil {
 		return nil, err
 	}
@@ -995,7 +1000,7 @@ func JTIOf(token string) string {
 func (l *Ledger) HoldsReceipt(ctx context.Context, token string) (bool, error) {
 	token = strings.TrimSpace(token)
 	h := sha256.Sum256([]byte(token))
-	e, err := l.byToken(ctx, l.cfg.Store, token, h[:])
+	e, err := l.byToken(ctx, l.cfg.Store, strings.ToLower(JTIOf(token)), h[:])
 	return e != nil, err
 }
 
@@ -1054,16 +1059,14 @@ type batchStore struct {
 	byJTI map[string][]Entry
 }
 
-// prefetch looks the jtis of inputs up with one query, for ByJTI to
-// answer them from memory.
-func (b *batchStore) prefetch(ctx context.Context, inputs []Input) error {
-	jtis := make([]string, 0, len(inputs))
+// prefetch looks the jtis (lower case; "" skipped) up with one query, for
+// ByJTI to answer them from memory.
+func (b *batchStore) prefetch(ctx context.Context, all []string) error {
+	jtis := make([]string, 0, len(all))
 	b.mu.Lock()
-	for _, in := range inputs {
-		if jti := strings.ToLower(JTIOf(strings.TrimSpace(in.Token))); jti != "" {
-			if _, ok := b.byJTI[jti]; !ok {
-				jtis = append(jtis, jti)
-			}
+	for _, jti := range all {
+		if _, ok := b.byJTI[jti]; jti != "" && !ok {
+			jtis = append(jtis, jti)
 		}
 	}
 	b.mu.Unlock()
